@@ -1,0 +1,85 @@
+"""The connector contract every source kind implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from ._errors import ConfigurationError
+from ._stream import Stream
+
+
+class Connector(abc.ABC):
+    """A source of streams of records.
+
+    Subclass a kind base (``SQLConnector``, ...) rather than this class unless the
+    source is of a new kind. The contract:
+
+    - ``check()`` is a cheap connectivity and authentication probe that raises an
+      actionable error (``AuthenticationError``, ``ConfigurationError``,
+      ``RetriableSourceError``) or returns ``None``;
+    - ``discover()`` returns the streams with their column types;
+    - ``read(stream, state)`` yields Arrow record batches, each carrying in its schema
+      metadata the checkpoint state that holds once it is stored
+      (``connectors.checkpoint_of``). The final batch may be empty and carry only
+      the state.
+    """
+
+    #: The connector's name, used in table names and state keys.
+    name: str = ""
+    #: The declared streams; empty means: read what ``discover`` finds.
+    streams: tuple[Stream, ...] = ()
+
+    def __init__(self, name: str | None = None, streams: Iterable[Stream] | None = None) -> None:
+        if name is not None:
+            self.name = name
+        if not self.name:
+            raise ConfigurationError(f"{type(self).__name__} needs a name")
+        if streams is not None:
+            self.streams = tuple(streams)
+        self.streams = tuple(self.streams)
+        self._streams: dict[str, Stream] = {}
+        for stream in self.streams:
+            if stream.name in self._streams:
+                raise ConfigurationError(
+                    f"connector {self.name!r} declares stream {stream.name!r} twice"
+                )
+            self._streams[stream.name] = stream
+
+    def stream(self, name: str | Stream) -> Stream:
+        """The declared stream called ``name``; the error lists the known ones."""
+        if isinstance(name, Stream):
+            return name
+        try:
+            return self._streams[name]
+        except KeyError:
+            known = ", ".join(sorted(self._streams)) or "(none declared)"
+            raise ConfigurationError(
+                f"connector {self.name!r} has no stream {name!r}; its streams are: {known}"
+            ) from None
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Probe connectivity and credentials; raise an actionable error on failure."""
+
+    @abc.abstractmethod
+    def discover(self) -> list[Stream]:
+        """Return the streams this connector can read, with their Arrow schemas."""
+
+    @abc.abstractmethod
+    def read(
+        self, stream: str | Stream, state: dict[str, Any] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield the stream's records from ``state`` on, as checkpointed record batches."""
+
+    def close(self) -> None:
+        """Release connections. Override when the connector holds any."""
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,86 @@
+"""Stream state: a small JSON document, and how it rides on record batches.
+
+Every batch a connector yields carries, in its schema metadata, the state that holds
+once that batch is stored. The runner writes the batch and that state in one
+transaction, so data and state never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+STATE_METADATA_KEY = b"headwater:state"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+_DECODERS = {
+    "$datetime": dt.datetime.fromisoformat,
+    "$date": dt.date.fromisoformat,
+    "$time": dt.time.fromisoformat,
+    "$decimal": Decimal,
+    "$bytes": base64.b64decode,
+}
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (key, raw), = value.items()
+            if key in _DECODERS:
+                return _DECODERS[key](raw)
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def dumps_state(state: dict[str, Any] | None) -> str:
+    """Serialize a state document, keeping dates, times, decimals and bytes typed."""
+    return json.dumps(_encode(state or {}), sort_keys=True)
+
+
+def loads_state(text: str | None) -> dict[str, Any]:
+    """Inverse of :func:`dumps_state`."""
+    return _decode(json.loads(text)) if text else {}
+
+
+def with_checkpoint(batch: pa.RecordBatch, state: dict[str, Any]) -> pa.RecordBatch:
+    """Return ``batch`` carrying ``state`` as the checkpoint that holds once it is stored."""
+    metadata = dict(batch.schema.metadata or {})
+    metadata[STATE_METADATA_KEY] = dumps_state(state).encode()
+    return batch.replace_schema_metadata(metadata)
+
+
+def checkpoint_of(batch: pa.RecordBatch) -> dict[str, Any] | None:
+    """The state a batch carries, or ``None`` if it carries none."""
+    raw = (batch.schema.metadata or {}).get(STATE_METADATA_KEY)
+    return loads_state(raw.decode()) if raw is not None else None
+
+
+def without_checkpoint(schema: pa.Schema) -> pa.Schema:
+    """``schema`` without headwater's state metadata."""
+    metadata = {k: v for k, v in (schema.metadata or {}).items() if k != STATE_METADATA_KEY}
+    return schema.with_metadata(metadata or None)

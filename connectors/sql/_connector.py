@@ -1,0 +1,410 @@
+"""SQLConnector: any SQLAlchemy dialect, keyset-chunked, resumable, exact types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+
+from .._base import Connector
+from .._errors import ConfigurationError, DataContractError, RetriableSourceError
+from .._incremental import MissingCursor
+from .._retry import Retrier, RetryPolicy
+from .._state import with_checkpoint
+from .._stream import Stream, stream_name_for
+from . import _arrow_native
+from ._keyset import chunk_select
+from ._plan import ReadPlan, plan_for_query, plan_for_table, widen
+from ._streams import SQLQuery, SQLTable
+from ._translate import translate_error
+
+# Boundary keys kept in state for de-duplication at the saved cursor. Past this many
+# rows sharing one cursor value, the warehouse merge alone removes the repeats.
+MAX_BOUNDARY_KEYS = 1000
+
+
+def describe_url(url: sa.URL) -> str:
+    """Name a database for messages: backend, database, host and port; never credentials."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return f"sqlite database {url.database or ':memory:'!r}"
+    where = f"{url.host or 'localhost'}:{url.port}" if url.port else (url.host or "localhost")
+    return f"{backend} database {url.database!r} at {where}"
+
+
+def create_source_engine(url: str | sa.URL, connect_timeout: int = 10) -> sa.Engine:
+    """An engine with the settings a reader wants: liveness checks, bounded connects.
+
+    On MySQL and MariaDB the session keeps CHAR padding (``PAD_CHAR_TO_FULL_LENGTH``),
+    so raw data looks the same as on the other databases.
+    """
+    url = sa.make_url(url)
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        connect_args["connect_timeout"] = connect_timeout
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if backend in ("mysql", "mariadb"):
+
+        @sa.event.listens_for(engine, "connect")
+        def _keep_char_padding(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',PAD_CHAR_TO_FULL_LENGTH')")
+
+    return engine
+
+
+class SQLConnector(Connector):
+    """Reads tables and queries from any database SQLAlchemy speaks.
+
+    Streams are ``SQLTable`` or ``SQLQuery`` declarations; with none declared, every
+    table of ``db_schema`` is a stream. Reads go in keyset chunks of ``chunk_size``
+    rows ordered by the key, each batch checkpointed, so a killed run resumes mid-table
+    and a dropped connection is retried from the last batch delivered.
+
+    ``fast_path`` ("auto", True, False) reads PostgreSQL through ADBC as Arrow.
+
+    Override :meth:`plan` to change what a stream selects (for instance to hide a
+    column or add a computed one).
+    """
+
+    kind = "sql"
+    url: str | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        source: str | sa.URL | sa.Engine | None = None,
+        streams: Sequence[Stream] | None = None,
+        *,
+        db_schema: str | None = None,
+        chunk_size: int = 100_000,
+        batch_size: int = 50_000,
+        retry: RetryPolicy | Retrier | None = None,
+        fast_path: bool | str = "auto",
+    ) -> None:
+        super().__init__(name, streams)
+        source = source if source is not None else self.url
+        if source is None:
+            raise ConfigurationError(f"connector {self.name!r} needs a database URL or engine")
+        try:
+            self.engine = source if isinstance(source, sa.Engine) else create_source_engine(source)
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+            raise ConfigurationError(
+                f"connector {self.name!r}: bad database URL ({exc}); expected "
+                "dialect+driver://user:password@host:port/database"
+            ) from exc
+        self.where = describe_url(self.engine.url)
+        self.db_schema = db_schema
+        self.chunk_size = chunk_size
+        self.batch_size = min(batch_size, chunk_size)
+        self.retrier = retry if isinstance(retry, Retrier) else Retrier(retry or RetryPolicy())
+        self._dialect = self.engine.dialect.name
+        use_fast = fast_path is True or (fast_path == "auto" and self._dialect == "postgresql")
+        if use_fast and (self._dialect != "postgresql" or not _arrow_native.available()):
+            raise ConfigurationError("the Arrow fast path needs PostgreSQL and adbc-driver-postgresql")
+        self._native = _arrow_native.ArrowNativeReader(self.engine.url) if use_fast else None
+        self._plans: dict[str, ReadPlan] = {}
+
+    # -- probing and discovery -------------------------------------------------------
+
+    def _with_connection(self, fn: Any, what: str) -> Any:
+        def attempt() -> Any:
+            try:
+                with self.engine.connect() as conn:
+                    return fn(conn)
+            except sa_exc.SQLAlchemyError as exc:
+                raise translate_error(exc, self.where) from exc
+
+        return self.retrier.call(attempt, f"{what} on {self.where}")
+
+    def check(self) -> None:
+        """Connect, run ``SELECT 1`` and confirm every declared table exists."""
+        self._with_connection(lambda conn: conn.execute(sa.text("SELECT 1")).scalar(), "check")
+        for stream in self.streams:
+            self.plan(stream)
+
+    def table_names(self) -> list[str]:
+        """Tables and views in ``db_schema``."""
+        def names(conn: sa.Connection) -> list[str]:
+            inspector = sa.inspect(conn)
+            return sorted({*inspector.get_table_names(schema=self.db_schema),
+                           *inspector.get_view_names(schema=self.db_schema)})
+
+        return self._with_connection(names, "listing tables")
+
+    def discover(self) -> list[Stream]:
+        """Declared streams with their reflected schemas; every table if none is declared."""
+        streams = self.streams or tuple(
+            SQLTable(name=stream_name_for(t), table=t, db_schema=self.db_schema)
+            for t in self.table_names()
+        )
+        found = []
+        for stream in streams:
+            plan = self.plan(stream)
+            found.append(_with_plan(stream, plan))
+        return found
+
+    def stream(self, name: str | Stream) -> Stream:
+        if isinstance(name, Stream) or self.streams:
+            return super().stream(name)
+        for stream in self.discover():
+            if stream.name == name:
+                return stream
+        return super().stream(name)
+
+    # -- planning ---------------------------------------------------------------------
+
+    def plan(self, stream: Stream) -> ReadPlan:
+        """The read plan for ``stream``: source, columns, Arrow schema, key, cursor."""
+        if stream.name not in self._plans:
+            if isinstance(stream, SQLQuery):
+                plan = self._plan_query(stream)
+            elif isinstance(stream, SQLTable):
+                plan = self._plan_table(stream)
+            else:
+                raise ConfigurationError(
+                    f"stream {stream.name!r}: a SQL stream is an SQLTable or an SQLQuery"
+                )
+            self._check_key_columns(stream, plan)
+            self._plans[stream.name] = plan
+        return self._plans[stream.name]
+
+    def _reflect(self, stream: SQLTable) -> sa.Table:
+        schema = stream.db_schema or self.db_schema
+
+        def reflect(conn: sa.Connection) -> sa.Table:
+            inspector = sa.inspect(conn)
+            existing = {*inspector.get_table_names(schema=schema),
+                        *inspector.get_view_names(schema=schema)}
+            name = stream.table
+            if name not in existing:
+                folded = [t for t in existing if t.lower() == name.lower()]
+                if len(folded) != 1:
+                    listing = ", ".join(repr(t) for t in sorted(existing)[:50]) or "(none)"
+                    place = f"schema {schema!r} of {self.where}" if schema else self.where
+                    raise ConfigurationError(
+                        f"stream {stream.name!r}: no table {name!r} in {place}; "
+                        f"tables there: {listing}"
+                    )
+                name = folded[0]
+            return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+
+        return self._with_connection(reflect, f"reflecting {stream.table!r}")
+
+    def _plan_table(self, stream: SQLTable) -> ReadPlan:
+        table = self._reflect(stream)
+        primary_key = stream.primary_key or tuple(c.name for c in table.primary_key.columns)
+        if not primary_key:
+            raise ConfigurationError(
+                f"stream {stream.name!r}: table {table.name!r} has no primary key; declare "
+                "primary_key (the columns that identify a row)"
+            )
+        plan = plan_for_table(table, primary_key, stream.cursor_field, self._dialect)
+        if stream.schema is not None:
+            plan.schema = stream.schema
+        return plan
+
+    def _plan_query(self, stream: SQLQuery) -> ReadPlan:
+        probe = sa.text(f"SELECT * FROM ({stream.sql}) hw_probe WHERE 1 = 0")  # noqa: S608 - declared SQL, checked read-only
+        names = self._with_connection(lambda c: list(c.execute(probe).keys()), "describing query")
+        source = sa.text(stream.sql).columns(*[sa.column(n) for n in names]).subquery("hw_q")
+        schema = stream.schema
+        if schema is None:
+            sample = sa.select(*[source.c[n] for n in names]).limit(self.batch_size)
+            rows = self._with_connection(lambda c: c.execute(sample).fetchall(), "sampling query")
+            columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+            schema = pa.schema([
+                widen(pa.field(n, pa.array(list(v)).type)) for n, v in zip(names, columns, strict=True)
+            ])
+        return plan_for_query(source, schema, stream.primary_key, stream.cursor_field)
+
+    @staticmethod
+    def _check_key_columns(stream: Stream, plan: ReadPlan) -> None:
+        wanted = [*plan.primary_key, *([plan.cursor_field] if plan.cursor_field else [])]
+        missing = [c for c in wanted if c not in plan.schema.names]
+        if missing:
+            raise ConfigurationError(
+                f"stream {stream.name!r}: key or cursor column(s) {missing} not found; "
+                f"columns are: {plan.schema.names}"
+            )
+
+    # -- reading ----------------------------------------------------------------------
+
+    def read(self, stream: str | Stream, state: dict[str, Any] | None = None
+             ) -> Iterator[pa.RecordBatch]:
+        """Yield the stream from ``state`` on; see the class docstring for the guarantees."""
+        stream = self.stream(stream)
+        plan = self.plan(stream)
+        return _StreamRead(self, stream, plan, dict(state or {})).batches()
+
+    def fetch(self, stmt: sa.Select, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        """Run one chunk query and yield its rows as batches of the plan's schema."""
+        if self._native is not None:
+            yield from self._native.fetch(stmt, plan.schema)
+            return
+        with self.engine.connect() as conn:
+            result = conn.execution_options(
+                stream_results=True, yield_per=self.batch_size
+            ).execute(stmt)
+            for rows in result.partitions():
+                yield plan.rows_to_batch(rows)
+
+    def reset_after_failure(self) -> None:
+        """Drop connections that may be broken before the next attempt."""
+        if self._native is not None:
+            self._native.reset()
+
+    def any_null_cursor(self, plan: ReadPlan) -> bool:
+        cursor = plan.column(plan.cursor_field)
+        stmt = sa.select(sa.literal(1)).select_from(plan.source).where(cursor.is_(None)).limit(1)
+        return self._with_connection(lambda c: c.execute(stmt).first() is not None,
+                                     "checking for missing cursors")
+
+    def close(self) -> None:
+        if self._native is not None:
+            self._native.close()
+        self.engine.dispose()
+
+
+def _with_plan(stream: Stream, plan: ReadPlan) -> Stream:
+    return replace(stream, primary_key=plan.primary_key, schema=plan.schema)
+
+
+class _StreamRead:
+    """One read of one stream: phases, keyset position, retries and checkpoints."""
+
+    def __init__(self, connector: SQLConnector, stream: Stream, plan: ReadPlan,
+                 state: dict[str, Any]) -> None:
+        self.c = connector
+        self.stream = stream
+        self.plan = plan
+        self.saved_cursor = state.get("cursor")
+        self.saved_boundary = [tuple(k) for k in state.get("boundary") or []]
+        resume = state.get("resume") or {}
+        self.resume_phase = resume.get("phase")
+        self.after = resume.get("after")
+        self.max_cursor = resume.get("max_cursor", self.saved_cursor)
+        self.max_boundary = [tuple(k) for k in resume.get("max_boundary", self.saved_boundary)]
+        inc = stream.incremental
+        self.window = inc.window(self.saved_cursor) if inc else None
+
+    def phases(self) -> list[str]:
+        inc = self.stream.incremental
+        phases = ["nulls"] if inc and inc.on_missing_cursor == MissingCursor.INCLUDE else []
+        phases.append("rows")
+        if self.resume_phase in phases:
+            return phases[phases.index(self.resume_phase):]
+        return phases
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        inc = self.stream.incremental
+        if inc and inc.on_missing_cursor == MissingCursor.FAIL and self.c.any_null_cursor(self.plan):
+            raise DataContractError(
+                f"stream {self.stream.name!r}: rows with no {inc.cursor_field!r} value exist; "
+                "fix the source or set on_missing_cursor to 'include' or 'skip'"
+            )
+        for phase in self.phases():
+            if phase != self.resume_phase:
+                self.after = None
+            yield from self._read_phase(phase)
+        yield with_checkpoint(_empty(self.plan.schema), self.final_state())
+
+    def final_state(self) -> dict[str, Any]:
+        if not self.stream.incremental:
+            return {}
+        return {"cursor": self.max_cursor, "boundary": [list(k) for k in self.max_boundary]}
+
+    def _statement(self, phase: str) -> sa.Select:
+        plan = self.plan
+        cursor = plan.column(plan.cursor_field) if plan.cursor_field else None
+        window = (self.window.start, self.window.end) if self.window else (None, None)
+        return chunk_select(
+            plan.source, plan.columns, [plan.column(k) for k in plan.order_key(phase)],
+            limit=self.c.chunk_size, after=self.after, cursor=cursor, window=window,
+            null_cursor=phase == "nulls",
+        )
+
+    def _read_phase(self, phase: str) -> Iterator[pa.RecordBatch]:
+        key_index = [self.plan.schema.get_field_index(k) for k in self.plan.order_key(phase)]
+        failures = 0
+        while True:
+            rows_in_chunk = 0
+            try:
+                for batch in self.c.fetch(self._statement(phase), self.plan):
+                    failures = 0
+                    rows_in_chunk += batch.num_rows
+                    self.after = [batch.column(i)[-1].as_py() for i in key_index]
+                    if phase == "rows" and self.plan.cursor_field:
+                        batch = self._track_cursor(batch)
+                    yield with_checkpoint(batch, self.checkpoint(phase))
+            except Exception as exc:
+                if not _is_source_failure(exc):
+                    raise
+                error = translate_error(exc, self.c.where)
+                if not isinstance(error, RetriableSourceError):
+                    raise error from exc
+                failures += 1
+                self.c.reset_after_failure()
+                self.c.retrier.wait_or_raise(failures, error, f"reading {self.stream.name!r}")
+                continue
+            if rows_in_chunk < self.c.chunk_size:
+                return
+
+    def checkpoint(self, phase: str) -> dict[str, Any]:
+        state: dict[str, Any] = {"resume": {"phase": phase, "after": self.after}}
+        if self.stream.incremental:
+            state["cursor"] = self.saved_cursor
+            state["boundary"] = [list(k) for k in self.saved_boundary]
+            state["resume"]["max_cursor"] = self.max_cursor
+            state["resume"]["max_boundary"] = [list(k) for k in self.max_boundary]
+        return state
+
+    def _key_tuples(self, batch: pa.RecordBatch, mask: pa.Array) -> list[tuple]:
+        keys = batch.filter(mask).select(list(self.plan.primary_key)).to_pylist()
+        return [tuple(row[k] for k in self.plan.primary_key) for row in keys]
+
+    def _track_cursor(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Drop rows already delivered at the saved cursor; track the new maximum."""
+        cursor = batch.column(self.plan.cursor_field)
+        if self.saved_boundary and self.saved_cursor is not None:
+            at_saved = pc.fill_null(pc.equal(cursor, pa.scalar(self.saved_cursor, cursor.type)),
+                                    False)
+            if pc.any(at_saved).as_py():
+                seen = set(self.saved_boundary)
+                keys = batch.select(list(self.plan.primary_key)).to_pylist()
+                flags = at_saved.to_pylist()
+                keep = [not (flag and tuple(r.values()) in seen) for flag, r in zip(flags, keys,
+                                                                                    strict=True)]
+                batch = batch.filter(pa.array(keep))
+                cursor = batch.column(self.plan.cursor_field)
+        if batch.num_rows == 0:
+            return batch
+        last = cursor[-1].as_py()
+        at_last = pc.fill_null(pc.equal(cursor, cursor[-1]), False)
+        keys = self._key_tuples(batch, at_last)
+        if last == self.max_cursor:
+            keys = self.max_boundary + keys
+        self.max_cursor = last
+        self.max_boundary = keys if len(keys) <= MAX_BOUNDARY_KEYS else []
+        return batch
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+
+
+def _is_source_failure(exc: BaseException) -> bool:
+    """Errors raised by talking to the source, as opposed to bugs or contract breaks.
+
+    The fast path raises ADBC's own DBAPI errors, not SQLAlchemy-wrapped ones.
+    """
+    if isinstance(exc, sa_exc.SQLAlchemyError | RetriableSourceError | OSError):
+        return True
+    module = type(exc).__module__ or ""
+    return module.startswith(("adbc_driver", "psycopg", "pymysql", "sqlite3", "pyodbc"))

@@ -1,0 +1,4 @@
+"""Orchestration: pipeline specs as Dagster assets, checks, schedules and sensors.
+
+The only layer that imports dagster; nothing imports it.
+"""

@@ -1,0 +1,199 @@
+"""The ``headwater`` command line.
+
+Exit status: 0 on success, 1 with a one-line reason on failure, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from connectors import ConfigurationError, HeadwaterError, RedactingFilter, redact
+
+from .config import Config, build_connector, load_config
+from .progress import Progress
+from .runner import new_run_id, run_stream, state_key
+from .warehouse import open_warehouse
+
+
+def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``connector`` or ``connector.stream`` arguments as (connector, stream|None) pairs."""
+    if not targets:
+        return [(name, None) for name in config.connector_names()]
+    chosen = []
+    for target in targets:
+        connector, _, stream = target.partition(".")
+        if connector not in config.connectors:
+            known = ", ".join(config.connector_names()) or "(none)"
+            raise ConfigurationError(
+                f"no connector {connector!r} in {config.origin}; connectors: {known}"
+            )
+        chosen.append((connector, stream or None))
+    return chosen
+
+
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    for name, _ in _targets(config, args.targets):
+        with build_connector(name, config.connectors[name]) as connector:
+            connector.check()
+            where = getattr(connector, "where", "")
+            print(f"{name}: ok {where}".rstrip())
+    return 0
+
+
+def cmd_discover(config: Config, args: argparse.Namespace) -> int:
+    for name, only in _targets(config, args.targets):
+        with build_connector(name, config.connectors[name]) as connector:
+            for stream in connector.discover():
+                if only and stream.name != only:
+                    continue
+                cursor = f", cursor {stream.cursor_field}" if stream.cursor_field else ""
+                print(f"{name}.{stream.name} (primary key {', '.join(stream.primary_key)}"
+                      f"{cursor})")
+                for field in stream.schema or []:
+                    print(f"    {field.name}: {field.type}")
+    return 0
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    run_id = new_run_id()
+    progress = Progress(sys.stderr)
+    total = 0
+    with open_warehouse(config.warehouse_url) as warehouse:
+        print(f"run {run_id} into {warehouse.url}")
+        for name, only in _targets(config, args.targets):
+            with build_connector(name, config.connectors[name]) as connector:
+                streams = [only] if only else [s.name for s in connector.streams or
+                                               connector.discover()]
+                for stream in streams:
+                    result = run_stream(connector, stream, warehouse, run_id=run_id,
+                                        progress=progress)
+                    total += result.rows
+                    print(f"{result.key}: {result.rows:,} rows -> {result.table} "
+                          f"({warehouse.row_count(result.table) if result.rows else 0:,} in table)"
+                          if result.rows else f"{result.key}: no new rows")
+    print(f"done: {total:,} rows landed")
+    return 0
+
+
+def cmd_state(config: Config, args: argparse.Namespace) -> int:
+    with open_warehouse(config.warehouse_url) as warehouse:
+        states = warehouse.states()
+        if args.action == "show":
+            wanted = set(args.targets)
+            for key, entry in states.items():
+                if wanted and key not in wanted and key.split(".")[0] not in wanted:
+                    continue
+                print(f"{key}: {entry['state']} (run {entry['run_id']}, {entry['updated_at']})")
+            if not states:
+                print("no saved state")
+            return 0
+        if not args.targets:
+            raise ConfigurationError("state reset needs targets: connector.stream or connector")
+        for target in args.targets:
+            keys = [k for k in states if k == target or k.split(".")[0] == target]
+            if not keys:
+                raise ConfigurationError(f"no saved state for {target!r}")
+            for key in keys:
+                warehouse.delete_state(key)
+                print(f"{key}: state reset; the next run reads from the start")
+    return 0
+
+
+def _build_estate(config: Config, orders: int | None, force: bool) -> None:
+    from .estate.erp import build_erp
+
+    spec = config.estate.get("erp")
+    if not spec:
+        raise ConfigurationError(f"{config.origin} has no [estate.erp] to build")
+    url = sa.make_url(spec["url"])
+    if url.get_backend_name() == "sqlite" and url.database:
+        if Path(url.database).exists() and not force:
+            print(f"estate: demo ERP already at {url.database} (use --force to rebuild)")
+            return
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    try:
+        counts = build_erp(engine, orders=orders or int(spec.get("orders", 2000)))
+    finally:
+        engine.dispose()
+    summary = ", ".join(f"{table} {n:,}" for table, n in counts.items())
+    print(f"estate: built the demo ERP ({summary})")
+
+
+def cmd_estate(config: Config, args: argparse.Namespace) -> int:
+    _build_estate(config, args.orders, args.force)
+    return 0
+
+
+def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    _build_estate(config, args.orders, force=False)
+    args.targets = []
+    return cmd_run(config, args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="headwater", description=__doc__.splitlines()[0])
+    top.add_argument("--config", help="config file (default: $HEADWATER_CONFIG, "
+                     "./headwater.toml, then the embedded demo)")
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, fn, text in [
+        ("check", cmd_check, "probe connectivity and credentials"),
+        ("discover", cmd_discover, "list streams with their columns and types"),
+        ("run", cmd_run, "land streams in the warehouse (all by default)"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("targets", nargs="*", metavar="connector[.stream]")
+        p.set_defaults(fn=fn)
+    state = sub.add_parser("state", help="show or reset saved stream state")
+    state.add_argument("action", choices=["show", "reset"])
+    state.add_argument("targets", nargs="*", metavar="connector[.stream]")
+    state.set_defaults(fn=cmd_state)
+    estate = sub.add_parser("estate", help="build the demo legacy estate")
+    estate.add_argument("what", choices=["build"])
+    estate.add_argument("--orders", type=int, help="orders in the demo ERP")
+    estate.add_argument("--force", action="store_true", help="rebuild if it exists")
+    estate.set_defaults(fn=cmd_estate)
+    demo = sub.add_parser("demo", help="build the demo ERP if needed and land it")
+    demo.add_argument("--orders", type=int, help="orders in the demo ERP")
+    demo.set_defaults(fn=cmd_demo)
+    return top
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get("HEADWATER_LOG_LEVEL", "WARNING"),
+                        handlers=[handler])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _configure_logging()
+    try:
+        return args.fn(load_config(args.config), args)
+    except HeadwaterError as exc:
+        print(f"headwater: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("headwater: interrupted; the next run resumes from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, details on demand
+        if os.environ.get("HEADWATER_DEBUG"):
+            traceback.print_exc()
+        detail = redact(str(exc).splitlines()[0] if str(exc) else "")
+        print(f"headwater: error: {type(exc).__name__}: {detail} "
+              "(set HEADWATER_DEBUG=1 for the traceback)", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

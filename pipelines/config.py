@@ -1,0 +1,185 @@
+"""Configuration: a TOML file plus environment variables; secrets never printed.
+
+String values may reference the environment as ``${NAME}`` or ``${NAME:-default}``.
+Every value taken from the environment, and every key named like a secret, is
+registered for redaction before anything can print it.
+
+Lookup order: ``--config PATH``, ``$HEADWATER_CONFIG``, ``./headwater.toml``, and finally
+the embedded demo estate (the demo ERP into a local DuckDB file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from connectors import (
+    ConfigurationError,
+    Connector,
+    Incremental,
+    RetryPolicy,
+    SQLConnector,
+    SQLQuery,
+    SQLTable,
+    register_secret,
+    stream_name_for,
+)
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_SECRET_KEY = re.compile(r"password|secret|token|api_?key", re.IGNORECASE)
+DEMO_CONFIG = "demo.toml"
+
+
+@dataclass
+class Config:
+    """A loaded configuration."""
+
+    warehouse_url: str
+    connectors: dict[str, dict[str, Any]]
+    estate: dict[str, Any] = field(default_factory=dict)
+    origin: str = "(embedded demo)"
+
+    def connector_names(self) -> list[str]:
+        return list(self.connectors)
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        expanded = {}
+        for key, item in value.items():
+            expanded[key] = _expand(item, f"{where}.{key}")
+            if _SECRET_KEY.search(key) and isinstance(expanded[key], str):
+                register_secret(expanded[key])
+        return expanded
+    if isinstance(value, list):
+        return [_expand(v, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match["name"], match["default"]
+        if name in os.environ:
+            register_secret(os.environ[name])
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigurationError(
+            f"{where} needs the environment variable {name}; set it or give a default "
+            f"as ${{{name}:-value}}"
+        )
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def _read(text: str, origin: str) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{origin} is not valid TOML: {exc}") from exc
+    data = _expand(raw, origin)
+    warehouse = data.get("warehouse", {}).get("url")
+    if not warehouse:
+        raise ConfigurationError(f"{origin} needs [warehouse] url = \"duckdb:///path.duckdb\"")
+    connectors = data.get("connectors", {})
+    if not isinstance(connectors, dict):
+        raise ConfigurationError(f"{origin}: [connectors.<name>] tables expected")
+    return Config(warehouse, connectors, data.get("estate", {}), origin)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load the configuration (see the module docstring for the lookup order)."""
+    chosen = path or os.environ.get("HEADWATER_CONFIG")
+    if chosen is None and Path("headwater.toml").exists():
+        chosen = "headwater.toml"
+    if chosen is None:
+        text = resources.files("pipelines.estate").joinpath(DEMO_CONFIG).read_text("utf-8")
+        return _read(text, "(embedded demo)")
+    file = Path(chosen)
+    if not file.is_file():
+        raise ConfigurationError(f"config file {str(file)!r} does not exist")
+    return _read(file.read_text("utf-8"), str(file))
+
+
+def _incremental(spec: dict[str, Any]) -> Incremental | None:
+    cursor = spec.get("cursor")
+    if not cursor:
+        return None
+    lag: Any = spec.get("lag")
+    if "lag_seconds" in spec:
+        lag = dt.timedelta(seconds=float(spec["lag_seconds"]))
+    return Incremental(
+        cursor_field=cursor,
+        start=spec.get("start"),
+        end=spec.get("end"),
+        lag=lag,
+        on_missing_cursor=spec.get("on_missing_cursor", "include"),
+    )
+
+
+def _sql_stream(connector: str, spec: dict[str, Any]) -> SQLTable | SQLQuery:
+    common = {
+        "primary_key": tuple(spec.get("primary_key", ())),
+        "incremental": _incremental(spec),
+    }
+    if "query" in spec:
+        name = spec.get("name") or _missing(connector, "name", "query streams")
+        return SQLQuery(name=name, sql=spec["query"], **common)
+    if "table" not in spec:
+        _missing(connector, "table", "each stream (or query = \"SELECT ...\")")
+    return SQLTable(
+        name=spec.get("name") or stream_name_for(spec["table"]),
+        table=spec["table"],
+        db_schema=spec.get("schema"),
+        **common,
+    )
+
+
+def _missing(connector: str, key: str, what: str) -> Any:
+    raise ConfigurationError(f"connector {connector!r}: {what} need {key} = ...")
+
+
+def _retry(spec: dict[str, Any]) -> RetryPolicy:
+    retry = spec.get("retry", {})
+    return RetryPolicy(
+        max_attempts=int(retry.get("max_attempts", 5)),
+        base_delay=float(retry.get("base_delay", 0.5)),
+        max_delay=float(retry.get("max_delay", 30.0)),
+    )
+
+
+def build_connector(name: str, spec: dict[str, Any]) -> Connector:
+    """Instantiate the connector configured as ``[connectors.<name>]``.
+
+    ``kind = "sql"`` builds an :class:`SQLConnector`; ``class = "package.module:Name"``
+    builds a user's subclass, passing the remaining keys as keyword arguments.
+    """
+    spec = dict(spec)
+    if "class" in spec:
+        module_name, _, attr = spec.pop("class").partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"connector {name!r}: cannot load class ({exc})") from exc
+        return cls(name=name, **spec)
+    kind = spec.get("kind", "sql")
+    if kind != "sql":
+        raise ConfigurationError(f"connector {name!r}: unknown kind {kind!r}; known kinds: sql")
+    if "url" not in spec:
+        _missing(name, "url", "SQL connectors")
+    return SQLConnector(
+        name,
+        spec["url"],
+        [_sql_stream(name, s) for s in spec.get("streams", [])],
+        db_schema=spec.get("schema"),
+        chunk_size=int(spec.get("chunk_size", 100_000)),
+        batch_size=int(spec.get("batch_size", 50_000)),
+        retry=_retry(spec),
+        fast_path=spec.get("fast_path", "auto"),
+    )

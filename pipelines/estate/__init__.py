@@ -1,0 +1,1 @@
+"""The legacy estate: realistic legacy systems the demo and the tests run against."""

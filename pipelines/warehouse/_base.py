@@ -1,0 +1,163 @@
+"""The warehouse interface: tables from Arrow, merges by primary key, atomic state.
+
+A merge writes one batch and the stream state that holds once the batch is stored in a
+single transaction. Either both land or neither does, so a crash at any point leaves
+data and state consistent, and a rerun from the saved state neither loses nor
+duplicates rows.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.dialects import postgresql
+
+from connectors import DataContractError, without_checkpoint
+
+STATE_TABLE = "_headwater_state"
+PROVENANCE_COLUMNS = ("_hw_source", "_hw_stream", "_hw_extracted_at", "_hw_run_id")
+
+# DuckDB and PostgreSQL share the SQL standard's quoting rules; SQLAlchemy's PostgreSQL
+# preparer implements them (doubling embedded quotes), so no name is quoted by hand.
+_PREPARER = postgresql.dialect().identifier_preparer
+
+
+def quote(name: str) -> str:
+    """Quote an identifier, always, the way the engine itself does."""
+    return _PREPARER.quote_identifier(name)
+
+
+def raw_table_name(source: str, stream: str) -> str:
+    return f"raw_{source}__{stream}"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a batch came from; written on every raw row."""
+
+    source: str
+    stream: str
+    run_id: str
+    extracted_at: dt.datetime
+
+    def values(self) -> list[Any]:
+        return [self.source, self.stream, self.extracted_at, self.run_id]
+
+
+def prepare_batch(batch: pa.RecordBatch | pa.Table, primary_key: tuple[str, ...], table: str
+                  ) -> pa.RecordBatch | pa.Table:
+    """Check keys, drop checkpoint metadata, keep the last of repeated keys."""
+    batch = batch.replace_schema_metadata(without_checkpoint(batch.schema).metadata)
+    missing = [k for k in primary_key if k not in batch.schema.names]
+    if missing:
+        raise DataContractError(f"{table}: batch lacks primary-key column(s) {missing}")
+    for key in primary_key:
+        if batch.column(key).null_count:
+            raise DataContractError(
+                f"{table}: primary-key column {key!r} has nulls; nothing was written. "
+                "Fix the source or declare a primary key that identifies every row"
+            )
+    if not primary_key or batch.num_rows < 2:
+        return batch
+    data = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    keys = data.select(list(primary_key))
+    if len(primary_key) == 1:
+        distinct = pc.count_distinct(keys.column(0)).as_py()
+    else:
+        distinct = keys.group_by(list(primary_key)).aggregate([]).num_rows
+    if distinct == batch.num_rows:
+        return batch
+    indexed = keys.append_column("_hw_row", pa.array(range(batch.num_rows), pa.int64()))
+    last = indexed.group_by(list(primary_key)).aggregate([("_hw_row", "max")])
+    rows = last.column("_hw_row_max").combine_chunks()
+    return batch.take(pc.take(rows, pc.sort_indices(rows)))
+
+
+class Warehouse(abc.ABC):
+    """Where landed, cleaned and derived tables live, with the stream state table."""
+
+    url: str
+
+    @abc.abstractmethod
+    def merge(
+        self,
+        table: str,
+        batch: pa.RecordBatch,
+        primary_key: tuple[str, ...],
+        *,
+        provenance: Provenance | None = None,
+        state_key: str | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> int:
+        """Upsert ``batch`` into ``table`` by primary key and save ``state`` atomically.
+
+        Creates the table from the batch's Arrow schema, adds new columns, and refuses
+        (``DataContractError``, nothing written) a column whose type changed
+        incompatibly. Returns the number of rows written.
+        """
+
+    @abc.abstractmethod
+    def save_state(self, key: str, state: dict[str, Any], run_id: str | None = None) -> None:
+        """Save a stream's state on its own (a batch-less checkpoint)."""
+
+    @abc.abstractmethod
+    def load_state(self, key: str) -> dict[str, Any] | None:
+        """The saved state of a stream, ``None`` if it never ran."""
+
+    @abc.abstractmethod
+    def delete_state(self, key: str) -> bool:
+        """Forget a stream's state; the next run starts from scratch."""
+
+    @abc.abstractmethod
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Every saved state, with when and by which run it was written."""
+
+    @abc.abstractmethod
+    def query(self, sql: str) -> pa.Table:
+        """Run a read query and return the result as Arrow (tests, CLI, checks)."""
+
+    @abc.abstractmethod
+    def tables(self) -> list[str]:
+        """Table names in the warehouse."""
+
+    def row_count(self, table: str) -> int:
+        return self.query(f"SELECT count(*) AS n FROM {quote(table)}").column(0)[0].as_py()  # noqa: S608
+
+    def _before_commit(self, table: str) -> None:
+        """Called inside a merge's transaction just before it commits; a seam for
+        instrumentation and fault-injection tests. Raising here rolls the merge back."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TypeCheck:
+    """Decides whether an incoming column type may be written into an existing one."""
+
+    def __init__(self, widenings: dict[str, set[str]]) -> None:
+        self._widenings = widenings
+
+    def compatible(self, existing: str, incoming: str) -> bool:
+        existing, incoming = existing.upper(), incoming.upper()
+        if existing == incoming:
+            return True
+        return existing in self._widenings.get(incoming, set())
+
+
+def incompatible_message(table: str, column: str, existing: str, incoming: str) -> str:
+    return (
+        f"{table}: column {column!r} is {existing} in the warehouse but the source now sends "
+        f"{incoming}; nothing was written. Migrate the column (or drop the table and reset "
+        "the stream's state) to accept the new type"
+    )

@@ -1,0 +1,198 @@
+"""The embedded default warehouse: one DuckDB file, nothing to install."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from connectors import ConfigurationError, DataContractError, dumps_state, loads_state
+
+from ._base import (
+    PROVENANCE_COLUMNS,
+    STATE_TABLE,
+    Provenance,
+    TypeCheck,
+    Warehouse,
+    incompatible_message,
+    prepare_batch,
+    quote,
+)
+
+_INTEGERS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
+_TYPES = TypeCheck({
+    **{small: set(_INTEGERS[i + 1:]) | {"DOUBLE"} for i, small in enumerate(_INTEGERS)},
+    "UTINYINT": {"SMALLINT", "INTEGER", "BIGINT", "USMALLINT", "UINTEGER", "UBIGINT"},
+    "FLOAT": {"DOUBLE"},
+})
+_PROVENANCE_DDL = {
+    "_hw_source": "VARCHAR",
+    "_hw_stream": "VARCHAR",
+    "_hw_extracted_at": "TIMESTAMP WITH TIME ZONE",
+    "_hw_run_id": "VARCHAR",
+}
+_BATCH_VIEW = "_hw_batch"
+
+
+class DuckDBWarehouse(Warehouse):
+    """A warehouse in one DuckDB file (``:memory:`` for a throwaway one)."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self.url = f"duckdb:///{self.path}"
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            raise ConfigurationError(
+                f"cannot open the DuckDB warehouse {self.path!r} ({exc}); another process may "
+                "hold it open: stop it or point the warehouse elsewhere"
+            ) from exc
+        self._lock = threading.Lock()
+        self._columns: dict[str, dict[str, str]] = {}
+        self._con.execute(
+            f"CREATE TABLE IF NOT EXISTS {quote(STATE_TABLE)} (stream VARCHAR PRIMARY KEY, "
+            "state VARCHAR NOT NULL, run_id VARCHAR, updated_at TIMESTAMP WITH TIME ZONE)"
+        )
+
+    # -- tables -------------------------------------------------------------------
+
+    def _existing_columns(self, table: str) -> dict[str, str]:
+        rows = self._con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return dict(rows)
+
+    def _incoming_columns(self) -> dict[str, str]:
+        rows = self._con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()
+        return {name: type_ for name, type_, *_ in rows}
+
+    def _ensure_table(self, table: str, provenance: bool) -> list[str]:
+        """Create or evolve ``table`` for the registered batch; return its batch columns."""
+        incoming = self._incoming_columns()
+        existing = self._columns.get(table) or self._existing_columns(table)
+        if not existing:
+            columns = [f"{quote(n)} {t}" for n, t in incoming.items()]
+            if provenance:
+                columns += [f"{quote(n)} {t}" for n, t in _PROVENANCE_DDL.items()]
+            self._con.execute(f"CREATE TABLE {quote(table)} ({', '.join(columns)})")
+        else:
+            for name, type_ in incoming.items():
+                if name in existing and not _TYPES.compatible(existing[name], type_):
+                    raise DataContractError(
+                        incompatible_message(table, name, existing[name], type_)
+                    )
+            for name, type_ in incoming.items():
+                if name not in existing:
+                    self._con.execute(
+                        f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {type_}"
+                    )
+        self._columns[table] = {**existing, **incoming}
+        return list(incoming)
+
+    def merge(self, table, batch, primary_key, *, provenance=None, state_key=None, state=None):
+        batch = prepare_batch(batch, tuple(primary_key), table)
+        with self._lock:
+            self._con.begin()
+            try:
+                self._con.register(_BATCH_VIEW, batch)
+                try:
+                    self._merge_registered(table, primary_key, provenance, batch.num_rows)
+                    if state_key is not None:
+                        self._write_state(state_key, state or {},
+                                          provenance.run_id if provenance else None)
+                    self._before_commit(table)
+                finally:
+                    self._con.unregister(_BATCH_VIEW)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                self._columns.pop(table, None)
+                raise
+        return batch.num_rows
+
+    def _merge_registered(self, table: str, primary_key: tuple[str, ...],
+                          provenance: Provenance | None, rows: int) -> None:
+        columns = self._ensure_table(table, provenance is not None)
+        if rows == 0:
+            return
+        target = quote(table)
+        if primary_key:
+            match = " AND ".join(f"{target}.{quote(k)} = b.{quote(k)}" for k in primary_key)
+            self._con.execute(f"DELETE FROM {target} USING {_BATCH_VIEW} AS b WHERE {match}")  # noqa: S608
+        names = [quote(c) for c in columns]
+        values = list(names)
+        params: list[Any] = []
+        if provenance is not None:
+            names += [quote(c) for c in PROVENANCE_COLUMNS]
+            values += ["?"] * len(PROVENANCE_COLUMNS)
+            params = provenance.values()
+        self._con.execute(
+            f"INSERT INTO {target} ({', '.join(names)}) "  # noqa: S608
+            f"SELECT {', '.join(values)} FROM {_BATCH_VIEW}",
+            params,
+        )
+
+    # -- state --------------------------------------------------------------------
+
+    def _write_state(self, key: str, state: dict[str, Any], run_id: str | None) -> None:
+        self._con.execute(
+            f"INSERT OR REPLACE INTO {quote(STATE_TABLE)} VALUES (?, ?, ?, ?)",  # noqa: S608
+            [key, dumps_state(state), run_id, dt.datetime.now(dt.UTC)],
+        )
+
+    def save_state(self, key, state, run_id=None):
+        with self._lock:
+            self._con.begin()
+            try:
+                self._write_state(key, state, run_id)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
+    def load_state(self, key):
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT state FROM {quote(STATE_TABLE)} WHERE stream = ?", [key]  # noqa: S608
+            ).fetchone()
+        return loads_state(row[0]) if row else None
+
+    def delete_state(self, key):
+        with self._lock:
+            found = self._con.execute(
+                f"DELETE FROM {quote(STATE_TABLE)} WHERE stream = ? RETURNING stream", [key]  # noqa: S608
+            ).fetchall()
+        return bool(found)
+
+    def states(self):
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT stream, state, run_id, updated_at FROM {quote(STATE_TABLE)} "  # noqa: S608
+                "ORDER BY stream"
+            ).fetchall()
+        return {k: {"state": loads_state(s), "run_id": r, "updated_at": u} for k, s, r, u in rows}
+
+    # -- reading ------------------------------------------------------------------
+
+    def query(self, sql: str) -> pa.Table:
+        with self._lock:
+            return self._con.sql(sql).to_arrow_table()
+
+    def tables(self) -> list[str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema() ORDER BY table_name"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self._con.close()

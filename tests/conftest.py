@@ -1,0 +1,96 @@
+"""Shared fixtures: the demo ERP on live SQLite, PostgreSQL and MariaDB databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+
+from connectors import Incremental, SQLConnector, SQLTable
+from pipelines.estate.erp import build_erp
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MARIADB_SERVER_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+ERP_STREAMS = (
+    SQLTable(name="customers", table="Customer Master", incremental=Incremental("Last_Update")),
+    SQLTable(name="products", table="PRODUCTS", incremental=Incremental("UPDATED_AT")),
+    SQLTable(name="orders", table="orders", incremental=Incremental("updated_at")),
+    SQLTable(name="order_lines", table="ORDER LINES", incremental=Incremental("updated_at")),
+)
+
+
+@dataclass
+class LiveDatabase:
+    """An empty, private database (or schema) on one backend, dropped afterwards."""
+
+    backend: str
+    url: str
+    schema: str | None
+    engine: sa.Engine
+
+    def connector(self, streams=ERP_STREAMS, **options) -> SQLConnector:
+        return SQLConnector("erp", self.url, streams, db_schema=self.schema, **options)
+
+    def table(self, name: str) -> str:
+        """A name usable in raw SQL written by a test, quoted by the dialect."""
+        quote = self.engine.dialect.identifier_preparer.quote
+        return f"{quote(self.schema)}.{quote(name)}" if self.schema else quote(name)
+
+
+def _private_database(backend: str, tmp_path) -> Iterator[LiveDatabase]:
+    name = f"hw_{uuid.uuid4().hex[:10]}"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'source.sqlite'}"
+        engine = sa.create_engine(url)
+        yield LiveDatabase(backend, url, None, engine)
+        engine.dispose()
+    elif backend == "postgresql":
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+        try:
+            yield LiveDatabase(backend, PG_URL, name, engine)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+            engine.dispose()
+    else:
+        server = sa.create_engine(MARIADB_SERVER_URL)
+        with server.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}`"))
+        url = f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+        engine = sa.create_engine(url)
+        try:
+            yield LiveDatabase(backend, url, None, engine)
+        finally:
+            engine.dispose()
+            with server.begin() as conn:
+                conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+            server.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def live_db(request, tmp_path) -> Iterator[LiveDatabase]:
+    """An empty private database on each backend in turn."""
+    yield from _private_database(request.param, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def erp_db(request, tmp_path) -> Iterator[LiveDatabase]:
+    """The demo ERP (300 orders) in a private database on each backend in turn."""
+    for db in _private_database(request.param, tmp_path):
+        build_erp(db.engine, orders=300, schema=db.schema)
+        yield db
+
+
+@pytest.fixture
+def pg_db(tmp_path) -> Iterator[LiveDatabase]:
+    yield from _private_database("postgresql", tmp_path)

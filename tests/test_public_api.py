@@ -1,0 +1,39 @@
+"""The public surface changes only on purpose: these lists are the contract."""
+
+from __future__ import annotations
+
+import connectors
+import connectors.sql
+import connectors.testing
+import pipelines.warehouse
+
+PINNED = {
+    connectors: [
+        "NO_RETRY", "AuthenticationError", "ConfigurationError", "Connector",
+        "DataContractError", "HeadwaterError", "Incremental", "MissingCursor",
+        "RecordBatcher", "RedactingFilter", "Retrier", "RetriableSourceError", "RetryPolicy",
+        "SQLConnector", "SQLQuery", "SQLTable", "SkippableRecordError", "Stream", "Window",
+        "batch_records", "checkpoint_of", "dumps_state", "loads_state", "redact",
+        "register_secret", "stream_name_for", "with_checkpoint", "without_checkpoint",
+    ],
+    connectors.sql: [
+        "ReadPlan", "SQLConnector", "SQLQuery", "SQLTable", "after_key", "arrow_type",
+        "chunk_select", "create_source_engine", "describe_url", "translate_error",
+    ],
+    connectors.testing: ["ConnectorConformance", "conformance_suite", "keys_of", "read_all"],
+    pipelines.warehouse: [
+        "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "Provenance", "Warehouse",
+        "open_warehouse", "quote", "raw_table_name",
+    ],
+}
+
+
+def test_all_is_pinned() -> None:
+    for module, names in PINNED.items():
+        assert sorted(module.__all__) == sorted(names), module.__name__
+
+
+def test_every_exported_name_exists() -> None:
+    for module in PINNED:
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert missing == [], module.__name__
