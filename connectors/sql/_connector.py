@@ -252,8 +252,14 @@ class SQLConnector(Connector):
             result = conn.execution_options(
                 stream_results=True, yield_per=self.batch_size
             ).execute(stmt)
-            for rows in result.partitions():
-                yield plan.rows_to_batch(rows)
+            try:
+                for rows in result.partitions():
+                    yield plan.rows_to_batch(rows)
+            finally:
+                # Close the server-side cursor before the connection goes back to the
+                # pool, also when the reader stops early: MySQL drivers otherwise
+                # reset a connection that still has an unfinished result on it.
+                result.close()
 
     def reset_after_failure(self) -> None:
         """Drop connections that may be broken before the next attempt."""

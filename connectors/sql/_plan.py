@@ -71,6 +71,15 @@ def _decimal_from_text(field: pa.Field) -> Converter:
     return convert
 
 
+def _bool_from_int(field: pa.Field) -> Converter:
+    plain = _plain(field)
+
+    def convert(values: Sequence[Any]) -> pa.Array:
+        return plain([None if v is None else bool(v) for v in values])
+
+    return convert
+
+
 def plan_for_table(table: sa.Table, primary_key: Sequence[str], cursor_field: str | None,
                    dialect_name: str) -> ReadPlan:
     """A plan that reads every column of a reflected table with exact types."""
@@ -81,6 +90,9 @@ def plan_for_table(table: sa.Table, primary_key: Sequence[str], cursor_field: st
         if needs_text_cast(column.type, dialect_name):
             columns.append(sa.cast(column, sa.Text).label(column.name))
             converters.append(_decimal_from_text(field))
+        elif pa.types.is_boolean(field.type) and isinstance(column.type, sa.Integer):
+            columns.append(column)  # MySQL's BOOLEAN is TINYINT(1): 0/1 on the wire
+            converters.append(_bool_from_int(field))
         else:
             columns.append(column)
             converters.append(_plain(field))
