@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	# The DB2 dialect alone, for the compiled-SQL tests: its driver dependency (ibm_db)
+	# downloads a native client at build time, which an offline machine cannot do.
+	$(BIN)/python -m pip install --quiet --no-deps ibm-db-sa==0.4.4
 	touch $(STAMP)
 
 install: $(STAMP)

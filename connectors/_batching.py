@@ -37,6 +37,8 @@ class RecordBatcher:
         self.batch_size = batch_size
         self.extra = extra
         self._rows: list[Mapping[str, Any]] = []
+        # An inferred schema stays open while some field has been seen only as null.
+        self._provisional = False
 
     def add(self, record: Mapping[str, Any]) -> pa.RecordBatch | None:
         """Add one record; return a full batch when one is ready."""
@@ -50,17 +52,40 @@ class RecordBatcher:
         if not self._rows:
             return None
         rows, self._rows = self._rows, []
-        if self.schema is None:
-            self.schema = pa.Table.from_pylist(rows).schema
+        if self.schema is None or self._provisional:
+            self.schema = self._infer(rows)
         elif self.extra == "error":
             self._check_fields(rows)
+        columns = {name: [row.get(name) for row in rows] for name in self.schema.names}
+        arrays = [self._column(field, columns[field.name]) for field in self.schema]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    @staticmethod
+    def _column(field: pa.Field, values: list[Any]) -> pa.Array:
         try:
-            return pa.RecordBatch.from_pylist(rows, schema=self.schema)
+            return pa.array(values, type=field.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
             raise DataContractError(
-                f"records do not fit the stream's types ({exc}); declare the column's type "
-                "in the stream schema or fix the source"
+                f"field {field.name!r} holds a value that does not fit {field.type} ({exc}); "
+                "declare the column's type in the stream schema or fix the source"
             ) from exc
+
+    def _infer(self, rows: list[Mapping[str, Any]]) -> pa.Schema:
+        """Types from the records; fields seen only as null stay open for later batches."""
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        if self.schema is not None:
+            names = list(dict.fromkeys([*self.schema.names, *names]))
+        fields = []
+        for name in names:
+            known = self.schema.field(name) if self.schema is not None and \
+                name in self.schema.names else None
+            if known is not None and not pa.types.is_null(known.type):
+                fields.append(known)
+            else:
+                fields.append(pa.field(name, pa.array([row.get(name) for row in rows]).type))
+        schema = pa.schema(fields)
+        self._provisional = any(pa.types.is_null(f.type) for f in schema)
+        return schema
 
     def _check_fields(self, rows: list[Mapping[str, Any]]) -> None:
         known = set(self.schema.names)

@@ -17,20 +17,26 @@ MASK = "***"
 _known_secrets: set[str] = set()
 _lock = threading.Lock()
 
-# scheme://user:password@host  ->  scheme://user:***@host
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)@")
-# key=value pairs in query strings, ODBC and libpq connection strings.
-_SECRET_KEYS = (
-    r"password|passwd|pwd|secret|client_secret|access_token|refresh_token|token|api_?key"
-    r"|apikey|sig|signature|private_key"
+# scheme://user:password@host  ->  scheme://user:***@host (a "/" ends the authority).
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s/]*)@"
 )
+# Names whose value is a secret, alone or at the end of a longer name (auth_token,
+# X-API-Key, client_secret).
+_SECRET_NAMES = (
+    r"[\w-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|signature"
+    r"|private[_-]?key)|sig"
+)
+# key=value, key: value, "key": "value", 'key': 'value' (query strings, ODBC and
+# libpq connection strings, headers, JSON and dict reprs). ODBC braces escape "}" as "}}".
 _KEY_VALUE = re.compile(
-    rf"(?P<head>(?<![a-zA-Z0-9_])(?:{_SECRET_KEYS})\s*[=:]\s*)(?P<secret>'[^']*'|\"[^\"]*\"|\{{[^}}]*\}}|[^\s;&,)]+)",
+    rf"(?P<head>(?<![a-zA-Z0-9])(?:{_SECRET_NAMES})[\"']?\s*[=:]\s*)"
+    r"(?P<secret>'[^']*'|\"[^\"]*\"|\{(?:[^}]|\}\})*\}|[^\s;&,)}]+)",
     re.IGNORECASE,
 )
 _AUTH_HEADER = re.compile(
-    r"(?P<head>\b(?:authorization|proxy-authorization)\s*[:=]\s*(?:bearer|basic|token)?\s*)"
-    r"(?P<secret>[^\s,;]+)",
+    r"(?P<head>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|digest)?\s*)"
+    r"(?P<secret>[^\s,;'\"}]+)",
     re.IGNORECASE,
 )
 
@@ -63,4 +69,9 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

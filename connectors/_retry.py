@@ -43,7 +43,9 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number ``attempt``."""
         if retry_after is not None:
             return max(0.0, float(retry_after))
-        ceiling = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
+        # Cap the exponent first: 2 ** 1100 overflows a float long after any cap applies.
+        exponent = min(max(attempt - 1, 0), 64)
+        ceiling = min(self.max_delay, self.base_delay * (2.0 ** exponent))
         if not self.jitter:
             return ceiling
         return (rng or random).uniform(0.0, ceiling)

@@ -19,7 +19,7 @@ from connectors import ConfigurationError, HeadwaterError, RedactingFilter, reda
 
 from .config import Config, build_connector, load_config
 from .progress import Progress
-from .runner import new_run_id, run_stream, state_key
+from .runner import new_run_id, run_stream
 from .warehouse import open_warehouse
 
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("headwater: interrupted; the next run resumes from the last checkpoint",
               file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one line for the operator, details on demand
+    except Exception as exc:
         if os.environ.get("HEADWATER_DEBUG"):
             traceback.print_exc()
         detail = redact(str(exc).splitlines()[0] if str(exc) else "")

@@ -80,7 +80,7 @@ def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
                     break
             else:
                 put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+        except BaseException as exc:
             put(("error", exc))
         finally:
             close = getattr(items, "close", None)

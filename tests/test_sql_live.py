@@ -14,7 +14,6 @@ from connectors import (
     ConfigurationError,
     DataContractError,
     Incremental,
-    SQLConnector,
     SQLQuery,
     SQLTable,
     checkpoint_of,
@@ -56,7 +55,8 @@ def test_full_read_lands_every_row_with_exact_decimals(erp_db, warehouse) -> Non
     ).to_pylist()
     expected = {(r["ORDER_NO"], r["LINE_NO"]): (r["QTY"], r["DISCOUNT_PCT"])
                 for r in source_rows(erp_db, "ORDER LINES")}
-    assert {(r["ORDER_NO"], r["LINE_NO"]): (r["QTY"], r["DISCOUNT_PCT"]) for r in landed} == expected
+    got = {(r["ORDER_NO"], r["LINE_NO"]): (r["QTY"], r["DISCOUNT_PCT"]) for r in landed}
+    assert got == expected
     assert all(isinstance(q, Decimal) for q, _ in expected.values())
     prices = warehouse.query('SELECT "UNIT_PRICE" FROM raw_erp__products').schema
     assert prices.field("UNIT_PRICE").type == pa.decimal128(12, 2)

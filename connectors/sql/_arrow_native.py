@@ -9,6 +9,7 @@ the database itself and are quoted by the dialect, never formatted by hand.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,10 +65,8 @@ class ArrowNativeReader:
         """Drop the connection after a failure; the next fetch reconnects."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # it is already broken
                 conn.close()
-            except Exception:  # noqa: BLE001 - the connection is already broken
-                pass
 
     close = reset
 

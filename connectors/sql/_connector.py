@@ -107,7 +107,9 @@ class SQLConnector(Connector):
         self._dialect = self.engine.dialect.name
         use_fast = fast_path is True or (fast_path == "auto" and self._dialect == "postgresql")
         if use_fast and (self._dialect != "postgresql" or not _arrow_native.available()):
-            raise ConfigurationError("the Arrow fast path needs PostgreSQL and adbc-driver-postgresql")
+            raise ConfigurationError(
+                "the Arrow fast path needs PostgreSQL and adbc-driver-postgresql"
+            )
         self._native = _arrow_native.ArrowNativeReader(self.engine.url) if use_fast else None
         self._plans: dict[str, ReadPlan] = {}
 
@@ -220,7 +222,8 @@ class SQLConnector(Connector):
             rows = self._with_connection(lambda c: c.execute(sample).fetchall(), "sampling query")
             columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
             schema = pa.schema([
-                widen(pa.field(n, pa.array(list(v)).type)) for n, v in zip(names, columns, strict=True)
+                widen(pa.field(n, pa.array(list(v)).type))
+                for n, v in zip(names, columns, strict=True)
             ])
         return plan_for_query(source, schema, stream.primary_key, stream.cursor_field)
 
@@ -310,7 +313,8 @@ class _StreamRead:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         inc = self.stream.incremental
-        if inc and inc.on_missing_cursor == MissingCursor.FAIL and self.c.any_null_cursor(self.plan):
+        must_check = inc is not None and inc.on_missing_cursor == MissingCursor.FAIL
+        if must_check and self.c.any_null_cursor(self.plan):
             raise DataContractError(
                 f"stream {self.stream.name!r}: rows with no {inc.cursor_field!r} value exist; "
                 "fix the source or set on_missing_cursor to 'include' or 'skip'"

@@ -34,7 +34,16 @@ _TRANSIENT_TEXT = re.compile(
     r"|lost connection|gone away|no route to host|network is unreachable|ssl syscall",
     re.IGNORECASE,
 )
-_AUTH_TEXT = re.compile(r"password authentication failed|access denied for user", re.IGNORECASE)
+_AUTH_TEXT = re.compile(
+    r"password authentication failed|access denied for user|login failed for user",
+    re.IGNORECASE,
+)
+_CONFIG_TEXT = re.compile(
+    r"no such table|no such column|syntax error|unable to open database file"
+    r"|does not exist|unknown column|doesn't exist",
+    re.IGNORECASE,
+)
+_SQLSTATE_SHAPE = re.compile(r"^[0-9A-Z]{5}$")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -48,7 +57,13 @@ def _sqlstate(exc: BaseException) -> str | None:
         if isinstance(value, str) and value:
             return value
     diag = getattr(exc, "diag", None)
-    return getattr(diag, "sqlstate", None) if diag is not None else None
+    if diag is not None and getattr(diag, "sqlstate", None):
+        return diag.sqlstate
+    # pyodbc puts the SQLSTATE first in args: ('28000', '[28000] ... Login failed ...')
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], str) and _SQLSTATE_SHAPE.match(args[0]):
+        return args[0]
+    return None
 
 
 def _mysql_code(exc: BaseException) -> int | None:
@@ -87,6 +102,8 @@ def translate_error(exc: BaseException, where: str) -> HeadwaterError:
         return RetriableSourceError(f"transient failure at {where}: {detail}")
     if _TRANSIENT_TEXT.search(detail):
         return RetriableSourceError(f"could not reach or lost {where}: {detail}")
+    if _CONFIG_TEXT.search(detail):
+        return ConfigurationError(f"{where} rejected the query: {detail}")
     return _by_pep249_class(exc, orig, where, detail)
 
 

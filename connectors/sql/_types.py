@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mssql, mysql, oracle, postgresql
+from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import TypeEngine
 
-# Precision/scale for NUMERIC columns declared without them (PostgreSQL ``numeric``).
-# Values that do not fit fail loudly instead of being rounded.
+# Precision/scale for NUMERIC columns declared without them (PostgreSQL ``numeric``,
+# Oracle ``NUMBER``). Values that do not fit fail loudly instead of being rounded.
 UNCONSTRAINED_DECIMAL = pa.decimal128(38, 10)
 
-_LARGE_TEXT = (sa.Text, sa.UnicodeText, postgresql.JSONB, postgresql.JSON, sa.JSON)
+_LARGE_TEXT = (sa.Text, sa.UnicodeText, sa.JSON, postgresql.JSONB, mysql.MEDIUMTEXT,
+               mysql.LONGTEXT, oracle.CLOB, oracle.NCLOB)
+_MONEY = {mssql.MONEY: pa.decimal128(19, 4), mssql.SMALLMONEY: pa.decimal128(10, 4)}
+_AWARE_TIMESTAMPS = (mssql.DATETIMEOFFSET,)
 
 
 def _integer_type(sa_type: TypeEngine, dialect_name: str) -> pa.DataType:
@@ -36,8 +40,10 @@ def _integer_type(sa_type: TypeEngine, dialect_name: str) -> pa.DataType:
 
 
 def _float_type(sa_type: sa.Float, dialect_name: str) -> pa.DataType:
-    if dialect_name == "sqlite" or isinstance(sa_type, sa.Double):
-        return pa.float64()  # SQLite's REAL is an 8-byte float
+    if isinstance(sa_type, oracle.BINARY_FLOAT):
+        return pa.float32()
+    if dialect_name in ("sqlite", "oracle") or isinstance(sa_type, sa.Double):
+        return pa.float64()  # SQLite's REAL is 8 bytes; Oracle FLOAT(n) is up to 126 bits
     single = isinstance(sa_type, sa.REAL) or type(sa_type).__name__ == "FLOAT"
     precision = getattr(sa_type, "precision", None)
     if (precision is None and single) or (precision is not None and precision <= 24):
@@ -45,8 +51,7 @@ def _float_type(sa_type: sa.Float, dialect_name: str) -> pa.DataType:
     return pa.float64()
 
 
-def _numeric_type(sa_type: sa.Numeric) -> pa.DataType:
-    precision, scale = sa_type.precision, sa_type.scale
+def _decimal_type(precision: int | None, scale: int | None) -> pa.DataType:
     if precision is None:
         return UNCONSTRAINED_DECIMAL
     scale = scale or 0
@@ -59,12 +64,20 @@ def arrow_type(sa_type: TypeEngine, dialect_name: str) -> pa.DataType:
     """The Arrow type that holds every value of ``sa_type`` exactly."""
     if isinstance(sa_type, sa.Boolean):
         return pa.bool_()
+    if isinstance(sa_type, oracle.NUMBER):
+        # Oracle's one numeric type: integers and decimals alike, so always exact.
+        return _decimal_type(sa_type.precision, sa_type.scale)
     if isinstance(sa_type, sa.Integer):
         return _integer_type(sa_type, dialect_name)
     if isinstance(sa_type, sa.Float):
         return _float_type(sa_type, dialect_name)
     if isinstance(sa_type, sa.Numeric):
-        return _numeric_type(sa_type)
+        return _decimal_type(sa_type.precision, sa_type.scale)
+    for money, arrow in _MONEY.items():
+        if isinstance(sa_type, money):
+            return arrow
+    if isinstance(sa_type, _AWARE_TIMESTAMPS):
+        return pa.timestamp("us", tz="UTC")
     if isinstance(sa_type, sa.DateTime):
         aware = bool(getattr(sa_type, "timezone", False))
         return pa.timestamp("us", tz="UTC" if aware else None)
@@ -72,9 +85,9 @@ def arrow_type(sa_type: TypeEngine, dialect_name: str) -> pa.DataType:
         return pa.date32()
     if isinstance(sa_type, sa.Time):
         return pa.time64("us")
-    if isinstance(sa_type, sa.Interval):
+    if isinstance(sa_type, sqltypes._AbstractInterval):
         return pa.duration("us")
-    if isinstance(sa_type, sa.types._Binary):
+    if isinstance(sa_type, sqltypes._Binary):
         return pa.large_binary()
     if isinstance(sa_type, _LARGE_TEXT):
         return pa.large_string()

@@ -194,11 +194,9 @@ def touch_erp(
             sa.select(orders.c.order_no, orders.c.status).order_by(orders.c.order_no)
         ).all()
         latest = conn.scalar(sa.select(sa.func.max(orders.c.updated_at))) or BASE_TIME
-        # Re-pad: MariaDB hands CHAR values back without their trailing blanks.
-        cust_nos = [
-            key.ljust(8)
-            for key in conn.scalars(sa.select(customers.c.CUST_NO).order_by(customers.c.CUST_NO))
-        ]
+        # Re-pad, as MariaDB hands CHAR values back without their trailing blanks, and
+        # sort here: collations disagree on where blanks sort, and the draw must not.
+        cust_nos = sorted(key.ljust(8) for key in conn.scalars(sa.select(customers.c.CUST_NO)))
         picked = rng.sample(existing, min(changed, len(existing)))
         stamps = _stamps_after(rng, latest, len(picked) + added)
         updates = [

@@ -71,7 +71,7 @@ class DuckDBWarehouse(Warehouse):
         return dict(rows)
 
     def _incoming_columns(self) -> dict[str, str]:
-        rows = self._con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()
+        rows = self._con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()  # noqa: S608 - a constant name
         return {name: type_ for name, type_, *_ in rows}
 
     def _ensure_table(self, table: str, provenance: bool) -> list[str]:

@@ -99,8 +99,9 @@ class PostgresWarehouse(Warehouse):
         cur.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
             "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE n.nspname = '{_literal(self.schema)}' AND c.relname = '{_literal(table)}' "
-            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+            "WHERE n.nspname = $1 AND c.relname = $2 "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (self.schema, table),
         )
         return {name: type_.upper() for name, type_ in cur.fetchall()}
 
@@ -115,7 +116,9 @@ class PostgresWarehouse(Warehouse):
         else:
             for name, type_ in incoming.items():
                 if name in existing and not _TYPES.compatible(existing[name], type_):
-                    raise DataContractError(incompatible_message(table, name, existing[name], type_))
+                    raise DataContractError(
+                        incompatible_message(table, name, existing[name], type_)
+                    )
             for name, type_ in incoming.items():
                 if name not in existing:
                     cur.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {quote(name)} {type_}")
