@@ -9,7 +9,7 @@ import adbc_driver_postgresql.dbapi as adbc_pg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from connectors import ConfigurationError, DataContractError, dumps_state, loads_state
+from connectors import DataContractError, dumps_state, loads_state
 from connectors.sql import translate_error
 
 from ._base import (
@@ -151,17 +151,15 @@ class PostgresWarehouse(Warehouse):
             cur.execute(f"DELETE FROM {target} AS t USING {quote(_STAGE)} AS s WHERE {match}")  # noqa: S608
         names = [quote(f.name) for f in batch.schema]
         values = [f"s.{n}::{pg_type(f.type)}" for n, f in zip(names, batch.schema, strict=True)]
+        params: tuple[Any, ...] | None = None
         if provenance is not None:
             names += [quote(c) for c in PROVENANCE_COLUMNS]
-            values += [
-                f"'{_literal(provenance.source)}'",
-                f"'{_literal(provenance.stream)}'",
-                f"'{provenance.extracted_at.isoformat()}'::timestamptz",
-                f"'{_literal(provenance.run_id)}'",
-            ]
+            values += ["$1::text", "$2::text", "$3::timestamptz", "$4::text"]
+            params = tuple(provenance.values())
         cur.execute(
             f"INSERT INTO {target} ({', '.join(names)}) "  # noqa: S608
-            f"SELECT {', '.join(values)} FROM {quote(_STAGE)} AS s"
+            f"SELECT {', '.join(values)} FROM {quote(_STAGE)} AS s",
+            params,
         )
 
     def _write_state(self, cur: Any, key: str, state: dict[str, Any], run_id: str | None) -> None:
@@ -213,7 +211,7 @@ class PostgresWarehouse(Warehouse):
             cur.execute(sql)
             table = cur.fetch_arrow_table()
             self._con.commit()
-        return table
+        return exact_numerics(table)
 
     def tables(self) -> list[str]:
         names = self.query(
@@ -225,8 +223,24 @@ class PostgresWarehouse(Warehouse):
         self._con.close()
 
 
-def _literal(text: str) -> str:
-    """Escape a value for a single-quoted SQL literal (standard_conforming_strings on)."""
-    if "\x00" in text:
-        raise ConfigurationError("names and values may not contain NUL characters")
-    return text.replace("'", "''")
+def exact_numerics(table: pa.Table) -> pa.Table:
+    """Turn ADBC's text-encoded NUMERIC columns into decimals of the column's declared
+    precision and scale (read from the type modifier ADBC passes along)."""
+    for index, field in enumerate(table.schema):
+        meta = field.metadata or {}
+        if meta.get(b"POSTGRESQL:type") != b"numeric":
+            continue
+        typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+        if typmod >= 4:
+            precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+            target = pa.decimal128(precision, scale) if precision <= 38 else \
+                pa.decimal256(precision, scale)
+        else:
+            target = pa.decimal128(38, 10)
+        column = table.column(index)
+        storage = pa.chunked_array(
+            [c.storage if isinstance(c, pa.ExtensionArray) else c for c in column.chunks],
+            type=pa.string(),
+        )
+        table = table.set_column(index, pa.field(field.name, target), storage.cast(target))
+    return table

@@ -1,0 +1,177 @@
+"""Both warehouses: tables from Arrow, merges by key, evolution, and atomic state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from connectors import ConfigurationError, DataContractError, with_checkpoint
+from pipelines.warehouse import DuckDBWarehouse, Provenance, open_warehouse, quote
+from tests.conftest import PG_URL
+
+PROVENANCE = Provenance("erp", "orders", "run-1", dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
+
+
+def batch(ids, amounts=None, **extra) -> pa.RecordBatch:
+    amounts = amounts or [Decimal(f"{i}.25") for i in ids]
+    columns = {"id": pa.array(ids, pa.int32()),
+               "amount": pa.array(amounts, pa.decimal128(12, 2)), **extra}
+    return pa.RecordBatch.from_pydict(columns)
+
+
+class Crashing:
+    """Makes a warehouse fail inside its next merge's transaction."""
+
+    def __init__(self, warehouse) -> None:
+        self.warehouse = warehouse
+
+    def __enter__(self):
+        def crash(table: str) -> None:
+            raise RuntimeError("crash before commit")
+
+        self.warehouse._before_commit = crash
+        return self
+
+    def __exit__(self, *exc):
+        del self.warehouse._before_commit
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request, tmp_path):
+    if request.param == "duckdb":
+        wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+        yield wh
+        wh.close()
+        return
+    schema = f"hw_wh_{uuid.uuid4().hex[:8]}"
+    wh = open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}")
+    yield wh
+    wh.close()
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {quote(schema)} CASCADE"))
+    engine.dispose()
+
+
+def rows(warehouse, table="raw_t", order="id"):
+    return warehouse.query(f"SELECT * FROM {quote(table)} ORDER BY {quote(order)}").to_pylist()
+
+
+def test_merge_creates_the_table_with_provenance(warehouse) -> None:
+    assert warehouse.merge("raw_t", batch([1, 2]), ("id",), provenance=PROVENANCE) == 2
+    landed = rows(warehouse)
+    assert [r["id"] for r in landed] == [1, 2]
+    assert landed[0]["amount"] == Decimal("1.25")
+    assert landed[0]["_hw_source"] == "erp" and landed[0]["_hw_stream"] == "orders"
+    assert landed[0]["_hw_run_id"] == "run-1"
+    assert landed[0]["_hw_extracted_at"] == PROVENANCE.extracted_at
+
+
+def test_merge_by_primary_key_updates_instead_of_duplicating(warehouse) -> None:
+    warehouse.merge("raw_t", batch([1, 2, 3]), ("id",))
+    warehouse.merge("raw_t", batch([2, 3, 4], [Decimal("9.99")] * 3), ("id",))
+    assert [(r["id"], r["amount"]) for r in rows(warehouse)] == [
+        (1, Decimal("1.25")), (2, Decimal("9.99")), (3, Decimal("9.99")), (4, Decimal("9.99"))]
+
+
+def test_repeated_keys_within_a_batch_keep_the_last(warehouse) -> None:
+    warehouse.merge("raw_t", batch([7, 7, 8], [Decimal("1"), Decimal("2"), Decimal("3")]),
+                    ("id",))
+    assert [(r["id"], r["amount"]) for r in rows(warehouse)] == [
+        (7, Decimal("2.00")), (8, Decimal("3.00"))]
+
+
+def test_composite_keys_merge(warehouse) -> None:
+    def lines(qty):
+        return pa.RecordBatch.from_pydict({"order": [1, 1, 2], "line": [1, 2, 1],
+                                           "qty": [qty] * 3})
+
+    warehouse.merge("raw_lines", lines(1), ("order", "line"))
+    warehouse.merge("raw_lines", lines(5), ("order", "line"))
+    assert [r["qty"] for r in rows(warehouse, "raw_lines", "line")] == [5, 5, 5]
+
+
+def test_null_primary_key_is_refused_and_nothing_written(warehouse) -> None:
+    bad = pa.RecordBatch.from_pydict({"id": pa.array([1, None], pa.int32())})
+    with pytest.raises(DataContractError, match="'id' has nulls"):
+        warehouse.merge("raw_t", bad, ("id",), state_key="erp.t", state={"cursor": 1})
+    assert warehouse.load_state("erp.t") is None
+    assert "raw_t" not in warehouse.tables()
+
+
+def test_a_new_source_column_is_added(warehouse) -> None:
+    warehouse.merge("raw_t", batch([1]), ("id",))
+    warehouse.merge("raw_t", batch([2], region=pa.array(["EU"])), ("id",))
+    assert [(r["id"], r["region"]) for r in rows(warehouse)] == [(1, None), (2, "EU")]
+
+
+def test_incompatible_type_change_names_the_column_and_writes_nothing(warehouse) -> None:
+    warehouse.merge("raw_t", batch([1]), ("id",), state_key="erp.t", state={"cursor": 1})
+    changed = pa.RecordBatch.from_pydict({"id": pa.array([2], pa.int32()),
+                                          "amount": pa.array(["lots"])})
+    with pytest.raises(DataContractError, match="column 'amount'"):
+        warehouse.merge("raw_t", changed, ("id",), state_key="erp.t", state={"cursor": 2})
+    assert [r["id"] for r in rows(warehouse)] == [1]
+    assert warehouse.load_state("erp.t") == {"cursor": 1}
+
+
+def test_a_widening_type_change_is_accepted(warehouse) -> None:
+    warehouse.merge("raw_t", batch([1]), ("id",))
+    wider = pa.RecordBatch.from_pydict({"id": pa.array([2], pa.int16()),
+                                        "amount": pa.array([Decimal("1.50")],
+                                                           pa.decimal128(12, 2))})
+    warehouse.merge("raw_t", wider, ("id",))
+    assert [r["id"] for r in rows(warehouse)] == [1, 2]
+
+
+def test_state_is_written_with_the_rows_and_round_trips_types(warehouse) -> None:
+    state = {"cursor": dt.datetime(2024, 1, 2, 3, 4, 5), "boundary": [[Decimal("1.5"), "x"]]}
+    data = with_checkpoint(batch([1]), state)
+    warehouse.merge("raw_t", data, ("id",), provenance=PROVENANCE, state_key="erp.t",
+                    state=state)
+    assert warehouse.load_state("erp.t") == state
+    assert warehouse.states()["erp.t"]["run_id"] == "run-1"
+    assert "headwater:state" not in str(warehouse.query('SELECT * FROM "raw_t"').schema)
+    assert warehouse.delete_state("erp.t") is True
+    assert warehouse.delete_state("erp.t") is False
+    assert warehouse.load_state("erp.t") is None
+
+
+def test_failure_inside_the_transaction_changes_neither_rows_nor_state(warehouse) -> None:
+    warehouse.merge("raw_t", batch([1]), ("id",), state_key="erp.t", state={"cursor": 1})
+    with Crashing(warehouse), pytest.raises(RuntimeError, match="crash before commit"):
+        warehouse.merge("raw_t", batch([1, 2], [Decimal("5")] * 2, region=pa.array(["EU"] * 2)),
+                        ("id",), state_key="erp.t", state={"cursor": 2})
+    assert [(r["id"], r["amount"]) for r in rows(warehouse)] == [(1, Decimal("1.25"))]
+    assert "region" not in rows(warehouse)[0]
+    assert warehouse.load_state("erp.t") == {"cursor": 1}
+    warehouse.merge("raw_t", batch([2]), ("id",), state_key="erp.t", state={"cursor": 2})
+    assert warehouse.load_state("erp.t") == {"cursor": 2}
+
+
+def test_hostile_table_names_are_quoted(warehouse) -> None:
+    name = 'raw_x"; DROP TABLE raw_t; --'
+    warehouse.merge("raw_t", batch([1]), ("id",))
+    warehouse.merge(name, batch([1]), ("id",))
+    assert {"raw_t", name} <= set(warehouse.tables())
+
+
+@pytest.mark.parametrize(
+    ("url", "expectation"),
+    [
+        ("duckdb:///:memory:", None),
+        ("sqlite:///x.db", "unsupported warehouse 'sqlite'"),
+        ("not a url", "bad warehouse URL"),
+    ],
+)
+def test_open_warehouse_by_url(url, expectation) -> None:
+    if expectation is None:
+        open_warehouse(url).close()
+        return
+    with pytest.raises(ConfigurationError, match=expectation):
+        open_warehouse(url)
