@@ -19,8 +19,8 @@ from connectors import ConfigurationError, HeadwaterError, RedactingFilter, reda
 
 from .config import Config, build_connector, load_config
 from .progress import Progress
-from .runner import new_run_id, run_stream
-from .warehouse import open_warehouse
+from .runner import StreamResult, new_run_id, run_stream
+from .warehouse import Warehouse, open_warehouse
 
 
 def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | None]]:
@@ -76,11 +76,17 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
                     result = run_stream(connector, stream, warehouse, run_id=run_id,
                                         progress=progress)
                     total += result.rows
-                    print(f"{result.key}: {result.rows:,} rows -> {result.table} "
-                          f"({warehouse.row_count(result.table) if result.rows else 0:,} in table)"
-                          if result.rows else f"{result.key}: no new rows")
+                    print(_summary(result, warehouse))
     print(f"done: {total:,} rows landed")
     return 0
+
+
+def _summary(result: StreamResult, warehouse: Warehouse) -> str:
+    if not result.rows:
+        return f"{result.key}: no new rows ({result.seconds:.1f}s)"
+    rate = result.rows / max(result.seconds, 1e-9)
+    return (f"{result.key}: {result.rows:,} rows -> {result.table} in {result.seconds:.1f}s "
+            f"({rate:,.0f} rows/s; {warehouse.row_count(result.table):,} rows in the table)")
 
 
 def cmd_state(config: Config, args: argparse.Namespace) -> int:

@@ -29,17 +29,10 @@ class Progress:
         elapsed = max(now - self._started.get(key, now), 1e-9)
         print(f"  {key}: {rows:,} rows, {rows / elapsed:,.0f} rows/s", file=self.out, flush=True)
 
-    def done(self, key: str, rows: int, table: str) -> None:
-        elapsed = max(time.monotonic() - self._started.get(key, time.monotonic()), 1e-9)
-        print(f"  {key}: {rows:,} rows into {table} in {elapsed:.1f}s "
-              f"({rows / elapsed:,.0f} rows/s)", file=self.out, flush=True)
 
 
 class Silent(Progress):
     """A progress reporter that prints nothing."""
 
     def update(self, key: str, rows: int) -> None:
-        pass
-
-    def done(self, key: str, rows: int, table: str) -> None:
         pass

@@ -164,7 +164,6 @@ def run_stream(
     if waiting:
         commit(checkpoint)
     result.seconds = time.monotonic() - started
-    progress.done(key, result.rows, result.table)
     return result
 
 

@@ -1,0 +1,133 @@
+"""The ``headwater`` command as an operator runs it: a real process in a fresh directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+HEADWATER = str(Path(sys.executable).with_name("headwater"))
+
+
+def headwater(cwd: Path, *args: str, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    environment.update(env or {})
+    return subprocess.run([HEADWATER, *args], cwd=cwd, capture_output=True, text=True,
+                          env=environment, timeout=300, check=False)
+
+
+def landed(cwd: Path) -> dict[str, int]:
+    con = duckdb.connect(str(cwd / ".headwater" / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'raw_%'"
+        ).fetchall()]
+        return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    """A directory where ``headwater demo`` has run once, as in the quick start."""
+    cwd = tmp_path_factory.mktemp("demo")
+    result = headwater(cwd, "demo", "--orders", "500")
+    assert result.returncode == 0, result.stderr
+    return cwd
+
+
+def source_counts(cwd: Path) -> dict[str, int]:
+    engine = sa.create_engine(f"sqlite:///{cwd / '.headwater' / 'erp.sqlite'}")
+    with engine.connect() as conn:
+        counts = {
+            f"raw_erp__{stream}": conn.execute(sa.text(f'SELECT count(*) FROM "{table}"')).scalar()
+            for stream, table in [("customers", "Customer Master"), ("products", "PRODUCTS"),
+                                  ("orders", "orders"), ("order_lines", "ORDER LINES")]
+        }
+    engine.dispose()
+    return counts
+
+
+def test_demo_builds_the_erp_and_lands_every_row(demo_dir: Path) -> None:
+    assert landed(demo_dir) == source_counts(demo_dir)
+
+
+def test_a_second_run_reports_no_new_rows(demo_dir: Path) -> None:
+    result = headwater(demo_dir, "run")
+    assert result.returncode == 0, result.stderr
+    assert "erp.orders: no new rows" in result.stdout
+    assert "done: 0 rows landed" in result.stdout
+    assert landed(demo_dir) == source_counts(demo_dir)
+
+
+def test_check_and_discover(demo_dir: Path) -> None:
+    check = headwater(demo_dir, "check")
+    assert check.returncode == 0 and check.stdout.startswith("erp: ok sqlite database")
+    discover = headwater(demo_dir, "discover", "erp.order_lines")
+    assert discover.returncode == 0, discover.stderr
+    assert "erp.order_lines (primary key ORDER_NO, LINE_NO, cursor updated_at)" in discover.stdout
+    assert "QTY: decimal128(10, 3)" in discover.stdout
+
+
+def test_state_show_and_reset_one_stream(demo_dir: Path) -> None:
+    shown = headwater(demo_dir, "state", "show", "erp.orders")
+    assert shown.returncode == 0 and shown.stdout.startswith("erp.orders: {'boundary'")
+    reset = headwater(demo_dir, "state", "reset", "erp.orders")
+    assert reset.returncode == 0 and "erp.orders: state reset" in reset.stdout
+    rerun = headwater(demo_dir, "run", "erp.orders")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"erp.orders: {source_counts(demo_dir)['raw_erp__orders']:,} rows" in rerun.stdout
+    assert landed(demo_dir) == source_counts(demo_dir)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["run", "crm"], "no connector 'crm'"),
+        (["run", "erp.invoices"], "has no stream 'invoices'"),
+        (["state", "reset", "erp.nothing"], "no saved state for 'erp.nothing'"),
+    ],
+)
+def test_failures_exit_non_zero_with_one_line(demo_dir: Path, args, reason) -> None:
+    result = headwater(demo_dir, *args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("headwater: error:") and reason in lines[0]
+
+
+@pytest.mark.mariadb
+def test_a_secret_from_the_environment_never_reaches_the_output(tmp_path: Path) -> None:
+    secret = "Zebra-Crossing-42"
+    (tmp_path / "headwater.toml").write_text(
+        '[warehouse]\nurl = "duckdb:///w.duckdb"\n\n'
+        "[connectors.crm]\n"
+        'url = "mysql+pymysql://nobody:${CRM_PASSWORD}@127.0.0.1:3306/test"\n'
+        "retry = { max_attempts = 2, base_delay = 0 }\n"
+    )
+    result = headwater(tmp_path, "--config", "headwater.toml", "check",
+                       env={"CRM_PASSWORD": secret, "HEADWATER_LOG_LEVEL": "DEBUG"})
+    assert result.returncode == 1
+    assert secret not in result.stdout + result.stderr
+    assert "authentication failed" in result.stderr and "127.0.0.1:3306" in result.stderr
+
+
+def test_a_missing_environment_variable_is_named(tmp_path: Path) -> None:
+    (tmp_path / "headwater.toml").write_text(
+        '[warehouse]\nurl = "duckdb:///w.duckdb"\n[connectors.crm]\nurl = "${CRM_URL}"\n'
+    )
+    result = headwater(tmp_path, "check")
+    assert result.returncode == 1
+    assert "needs the environment variable CRM_URL" in result.stderr
+
+
+@pytest.mark.slow
+def test_progress_lines_on_long_reads(tmp_path: Path) -> None:
+    result = headwater(tmp_path, "demo", "--orders", "60000")
+    assert result.returncode == 0, result.stderr
+    assert "rows/s" in result.stderr
