@@ -68,3 +68,14 @@ def test_nothing_imports_dagster_project() -> None:
 )
 def test_import_scanner_sees_every_form(source: str, expected: set[str]) -> None:
     assert imported_modules(source) == expected
+
+
+def test_importing_connectors_loads_no_pandas_pandera_or_dagster() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, connectors, connectors.sql, connectors.testing; "
+             "print(sorted(m for m in ('pandas', 'pandera', 'dagster') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

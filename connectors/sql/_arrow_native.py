@@ -10,6 +10,7 @@ the database itself and are quoted by the dialect, never formatted by hand.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,16 +21,13 @@ from sqlalchemy.dialects import postgresql
 
 from .._errors import DataContractError
 
-try:
-    import adbc_driver_postgresql.dbapi as adbc_pg
-except ImportError:  # pragma: no cover - the dependency is pinned; keep the generic path
-    adbc_pg = None
-
 _DIALECT = postgresql.dialect()
 
 
 def available() -> bool:
-    return adbc_pg is not None
+    """Whether the ADBC PostgreSQL driver is installed (imported only when used: its
+    DBAPI module loads pyarrow.dataset and pandas, which a plain import should not)."""
+    return importlib.util.find_spec("adbc_driver_postgresql") is not None
 
 
 def adbc_uri(url: sa.URL) -> str:
@@ -46,6 +44,8 @@ class ArrowNativeReader:
 
     def _connection(self) -> Any:
         if self._conn is None:
+            import adbc_driver_postgresql.dbapi as adbc_pg
+
             self._conn = adbc_pg.connect(self._uri, autocommit=True)
         return self._conn
 
