@@ -268,3 +268,19 @@ def test_rows_without_a_cursor_follow_the_policy(live_db, policy, expected_rows)
                 list(connector.read("events"))
         else:
             assert sum(b.num_rows for b in connector.read("events")) == expected_rows
+
+
+def test_lag_rereads_a_margin_without_moving_the_cursor_back(erp_db) -> None:
+    stream = SQLTable(name="orders", table="orders",
+                      incremental=Incremental("updated_at", lag=dt.timedelta(days=90)))
+    with erp_db.connector([stream], chunk_size=40) as connector:
+        first = list(connector.read("orders"))
+        state = checkpoint_of(first[-1])
+        again = list(connector.read("orders", state))
+        state_again = checkpoint_of(again[-1])
+        third = list(connector.read("orders", state_again))
+    reread = [v for b in again for v in b.column("updated_at").to_pylist()]
+    assert reread, "the lag margin should be read again"
+    assert min(reread) >= state["cursor"] - dt.timedelta(days=90)
+    assert state_again["cursor"] == state["cursor"]
+    assert sum(b.num_rows for b in third) == len(reread)

@@ -396,10 +396,12 @@ class _StreamRead:
         if batch.num_rows == 0:
             return batch
         last = cursor[-1].as_py()
+        if self.max_cursor is not None and last < self.max_cursor:
+            return batch  # re-read margin behind the saved cursor (lag): keep the maximum
         at_last = pc.fill_null(pc.equal(cursor, cursor[-1]), False)
         keys = self._key_tuples(batch, at_last)
         if last == self.max_cursor:
-            keys = self.max_boundary + keys
+            keys = self.max_boundary + [k for k in keys if k not in set(self.max_boundary)]
         self.max_cursor = last
         self.max_boundary = keys if len(keys) <= MAX_BOUNDARY_KEYS else []
         return batch
