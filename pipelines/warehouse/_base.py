@@ -154,10 +154,15 @@ class TypeCheck:
             return True
         return existing in self._widenings.get(incoming, set())
 
-
-def incompatible_message(table: str, column: str, existing: str, incoming: str) -> str:
-    return (
-        f"{table}: column {column!r} is {existing} in the warehouse but the source now sends "
-        f"{incoming}; nothing was written. Migrate the column (or drop the table and reset "
-        "the stream's state) to accept the new type"
-    )
+    def new_columns(self, table: str, existing: dict[str, str], incoming: dict[str, str]
+                    ) -> dict[str, str]:
+        """Columns to add to ``table``; raises ``DataContractError`` on a type change that
+        the existing column cannot hold (before anything is written)."""
+        for name, type_ in incoming.items():
+            if name in existing and not self.compatible(existing[name], type_):
+                raise DataContractError(
+                    f"{table}: column {name!r} is {existing[name]} in the warehouse but the "
+                    f"source now sends {type_}; nothing was written. Migrate the column (or "
+                    "drop the table and reset the stream's state) to accept the new type"
+                )
+        return {name: type_ for name, type_ in incoming.items() if name not in existing}

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from connectors import ConfigurationError, DataContractError, dumps_state, loads_state
+from connectors import ConfigurationError, dumps_state, loads_state
 
 from ._base import (
     PROVENANCE_COLUMNS,
@@ -18,7 +18,6 @@ from ._base import (
     Provenance,
     TypeCheck,
     Warehouse,
-    incompatible_message,
     prepare_batch,
     quote,
 )
@@ -84,16 +83,8 @@ class DuckDBWarehouse(Warehouse):
                 columns += [f"{quote(n)} {t}" for n, t in _PROVENANCE_DDL.items()]
             self._con.execute(f"CREATE TABLE {quote(table)} ({', '.join(columns)})")
         else:
-            for name, type_ in incoming.items():
-                if name in existing and not _TYPES.compatible(existing[name], type_):
-                    raise DataContractError(
-                        incompatible_message(table, name, existing[name], type_)
-                    )
-            for name, type_ in incoming.items():
-                if name not in existing:
-                    self._con.execute(
-                        f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {type_}"
-                    )
+            for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
+                self._con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {type_}")
         self._columns[table] = {**existing, **incoming}
         return list(incoming)
 

@@ -9,7 +9,7 @@ import adbc_driver_postgresql.dbapi as adbc_pg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from connectors import DataContractError, dumps_state, loads_state
+from connectors import dumps_state, loads_state
 from connectors.sql import translate_error
 
 from ._base import (
@@ -18,7 +18,6 @@ from ._base import (
     Provenance,
     TypeCheck,
     Warehouse,
-    incompatible_message,
     prepare_batch,
     quote,
 )
@@ -114,14 +113,8 @@ class PostgresWarehouse(Warehouse):
                 columns += [f"{quote(n)} {t}" for n, t in _PROVENANCE_DDL.items()]
             cur.execute(f"CREATE TABLE {self._name(table)} ({', '.join(columns)})")
         else:
-            for name, type_ in incoming.items():
-                if name in existing and not _TYPES.compatible(existing[name], type_):
-                    raise DataContractError(
-                        incompatible_message(table, name, existing[name], type_)
-                    )
-            for name, type_ in incoming.items():
-                if name not in existing:
-                    cur.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {quote(name)} {type_}")
+            for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
+                cur.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {quote(name)} {type_}")
         self._columns[table] = {**existing, **incoming}
 
     def merge(self, table, batch, primary_key, *, provenance=None, state_key=None, state=None):
