@@ -25,9 +25,10 @@ from .warehouse import Provenance, Warehouse, raw_table_name
 
 T = TypeVar("T")
 
-# Rows merged per transaction. DuckDB writes full row groups (122,880 rows) straight to
-# compressed storage; smaller commits go through its WAL and cost about twice as much.
-COMMIT_ROWS = 250_000
+# Rows merged per transaction: a commit happens once this many rows wait. DuckDB writes
+# whole row groups (122,880 rows) straight to compressed storage, and commits of about
+# one or two row groups leave almost nothing for the checkpoint at close (bench/RESULTS.md).
+COMMIT_ROWS = 122_880
 
 
 def new_run_id() -> str:

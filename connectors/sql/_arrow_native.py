@@ -1,10 +1,15 @@
 """PostgreSQL fast path: rows arrive as Arrow through ADBC (binary COPY), no Python rows.
 
-Chosen by measurement (bench/RESULTS.md): ADBC's libpq driver fetches at about the
-speed of the server's own ``COPY TO``; it beats connectorx and the generic path. Keyset
-values are rendered as literals by SQLAlchemy's PostgreSQL compiler because ADBC's
-bound-parameter path fetches row by row (about 1.6x slower here); the values come from
-the database itself and are quoted by the dialect, never formatted by hand.
+Chosen by measurement: ADBC's libpq driver fetches at about the speed of the server's own
+``COPY TO`` (bench/RESULTS.md). Three details matter for speed, each measured there:
+
+- keyset values are rendered as literals by SQLAlchemy's PostgreSQL compiler, because
+  ADBC's bound-parameter path fetches row by row (about 1.6x slower); the values come
+  from the database itself and are quoted by the dialect, never formatted by hand;
+- NUMERIC columns are selected as text and cast to exact decimals in Arrow: the driver's
+  binary NUMERIC decoding costs about four times as much;
+- the low-level ADBC API is used rather than its DBAPI module, which imports
+  ``pyarrow.dataset`` and pandas (half a second and 60 MB).
 """
 
 from __future__ import annotations
@@ -25,8 +30,7 @@ _DIALECT = postgresql.dialect()
 
 
 def available() -> bool:
-    """Whether the ADBC PostgreSQL driver is installed (imported only when used: its
-    DBAPI module loads pyarrow.dataset and pandas, which a plain import should not)."""
+    """Whether the ADBC PostgreSQL driver is installed."""
     return importlib.util.find_spec("adbc_driver_postgresql") is not None
 
 
@@ -40,33 +44,44 @@ class ArrowNativeReader:
 
     def __init__(self, url: sa.URL) -> None:
         self._uri = adbc_uri(url)
+        self._database: Any = None
         self._conn: Any = None
 
     def _connection(self) -> Any:
         if self._conn is None:
-            import adbc_driver_postgresql.dbapi as adbc_pg
+            import adbc_driver_manager
+            import adbc_driver_postgresql
 
-            self._conn = adbc_pg.connect(self._uri, autocommit=True)
+            self._database = adbc_driver_postgresql.connect(self._uri)
+            self._conn = adbc_driver_manager.AdbcConnection(self._database)
         return self._conn
 
     def fetch(self, stmt: sa.Select, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_manager
+
         sql = str(stmt.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
-        cursor = self._connection().cursor()
+        statement = adbc_driver_manager.AdbcStatement(self._connection())
+        reader = None
         try:
-            cursor.execute(sql)
-            reader = cursor.fetch_record_batch()
+            statement.set_sql_query(sql)
+            stream, _ = statement.execute_query()
+            reader = pa.RecordBatchReader._import_from_c(stream.address)
             for batch in reader:
                 if batch.num_rows:
                     yield conform(batch, schema)
         finally:
-            cursor.close()
+            if reader is not None:
+                reader.close()
+            statement.close()
 
     def reset(self) -> None:
         """Drop the connection after a failure; the next fetch reconnects."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # it is already broken
-                conn.close()
+        conn, database = self._conn, self._database
+        self._conn = self._database = None
+        for handle in (conn, database):
+            if handle is not None:
+                with contextlib.suppress(Exception):  # it may already be broken
+                    handle.close()
 
     close = reset
 

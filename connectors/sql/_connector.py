@@ -207,7 +207,8 @@ class SQLConnector(Connector):
                 f"stream {stream.name!r}: table {table.name!r} has no primary key; declare "
                 "primary_key (the columns that identify a row)"
             )
-        plan = plan_for_table(table, primary_key, stream.cursor_field, self._dialect)
+        plan = plan_for_table(table, primary_key, stream.cursor_field, self._dialect,
+                              decimals_as_text=self._native is not None)
         if stream.schema is not None:
             plan.schema = stream.schema
         return plan

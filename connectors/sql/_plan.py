@@ -81,13 +81,18 @@ def _bool_from_int(field: pa.Field) -> Converter:
 
 
 def plan_for_table(table: sa.Table, primary_key: Sequence[str], cursor_field: str | None,
-                   dialect_name: str) -> ReadPlan:
-    """A plan that reads every column of a reflected table with exact types."""
+                   dialect_name: str, *, decimals_as_text: bool = False) -> ReadPlan:
+    """A plan that reads every column of a reflected table with exact types.
+
+    ``decimals_as_text`` selects every decimal column as text (the Arrow fast path casts
+    text to exact decimals faster than its driver decodes binary NUMERIC).
+    """
     fields, columns, converters = [], [], []
     for column in table.columns:
         field = pa.field(column.name, arrow_type(column.type, dialect_name))
         fields.append(field)
-        if needs_text_cast(column.type, dialect_name):
+        as_text = decimals_as_text and pa.types.is_decimal(field.type)
+        if as_text or needs_text_cast(column.type, dialect_name):
             columns.append(sa.cast(column, sa.Text).label(column.name))
             converters.append(_decimal_from_text(field))
         elif pa.types.is_boolean(field.type) and isinstance(column.type, sa.Integer):

@@ -13,11 +13,17 @@ from ._duckdb import DuckDBWarehouse
 def open_warehouse(url: str) -> Warehouse:
     """Open a warehouse by URL: ``duckdb:///path.duckdb`` or ``postgresql://...``.
 
-    A PostgreSQL URL may name the schema with ``?schema=name`` (default ``public``).
+    A DuckDB URL may set ``?memory_limit=1GB`` (default 128MB); a PostgreSQL URL may
+    name the schema with ``?schema=name`` (default ``public``).
     """
     if url.startswith("duckdb://"):
-        path = url.removeprefix("duckdb://").removeprefix("/") or ":memory:"
-        return DuckDBWarehouse(path)
+        location, _, query = url.removeprefix("duckdb://").removeprefix("/").partition("?")
+        options = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+        unknown = set(options) - {"memory_limit"}
+        if unknown:
+            raise ConfigurationError(f"unknown DuckDB warehouse option(s) {sorted(unknown)}; "
+                                     "known: memory_limit")
+        return DuckDBWarehouse(location or ":memory:", **options)
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:

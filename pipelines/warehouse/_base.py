@@ -66,6 +66,8 @@ def prepare_batch(batch: pa.RecordBatch | pa.Table, primary_key: tuple[str, ...]
         return batch
     data = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     keys = data.select(list(primary_key))
+    if len(primary_key) == 1 and _strictly_increasing(keys.column(0)):
+        return batch  # a keyset read delivers keys in order: unique without hashing
     if len(primary_key) == 1:
         distinct = pc.count_distinct(keys.column(0)).as_py()
     else:
@@ -76,6 +78,14 @@ def prepare_batch(batch: pa.RecordBatch | pa.Table, primary_key: tuple[str, ...]
     last = indexed.group_by(list(primary_key)).aggregate([("_hw_row", "max")])
     rows = last.column("_hw_row_max").combine_chunks()
     return batch.take(pc.take(rows, pc.sort_indices(rows)))
+
+
+def _strictly_increasing(column: pa.ChunkedArray) -> bool:
+    values = column.combine_chunks()
+    if not (pa.types.is_integer(values.type) or pa.types.is_string(values.type)
+            or pa.types.is_large_string(values.type) or pa.types.is_temporal(values.type)):
+        return False
+    return bool(pc.all(pc.greater(values[1:], values[:-1])).as_py())
 
 
 class Warehouse(abc.ABC):

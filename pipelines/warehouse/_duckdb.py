@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors import ConfigurationError, dumps_state, loads_state
 
@@ -35,18 +36,22 @@ _PROVENANCE_DDL = {
     "_hw_run_id": "VARCHAR",
 }
 _BATCH_VIEW = "_hw_batch"
+# DuckDB's buffer pool otherwise grows to 80% of RAM, keeping every block a load wrote:
+# memory would grow with the table. Landing needs little; queries spill beyond it.
+DEFAULT_MEMORY_LIMIT = "128MB"
 
 
 class DuckDBWarehouse(Warehouse):
     """A warehouse in one DuckDB file (``:memory:`` for a throwaway one)."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", memory_limit: str = DEFAULT_MEMORY_LIMIT
+                 ) -> None:
         self.path = str(path)
         self.url = f"duckdb:///{self.path}"
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             raise ConfigurationError(
                 f"cannot open the DuckDB warehouse {self.path!r} ({exc}); another process may "
@@ -73,8 +78,11 @@ class DuckDBWarehouse(Warehouse):
         rows = self._con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()  # noqa: S608 - a constant name
         return {name: type_ for name, type_, *_ in rows}
 
-    def _ensure_table(self, table: str, provenance: bool) -> list[str]:
-        """Create or evolve ``table`` for the registered batch; return its batch columns."""
+    def _ensure_table(self, table: str, provenance: bool) -> tuple[list[str], bool]:
+        """Create or evolve ``table`` for the registered batch.
+
+        Returns the batch's columns and whether the table was created just now.
+        """
         incoming = self._incoming_columns()
         existing = self._columns.get(table) or self._existing_columns(table)
         if not existing:
@@ -86,7 +94,7 @@ class DuckDBWarehouse(Warehouse):
             for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
                 self._con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {type_}")
         self._columns[table] = {**existing, **incoming}
-        return list(incoming)
+        return list(incoming), not existing
 
     def merge(self, table, batch, primary_key, *, provenance=None, state_key=None, state=None):
         batch = prepare_batch(batch, tuple(primary_key), table)
@@ -95,7 +103,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 self._con.register(_BATCH_VIEW, batch)
                 try:
-                    self._merge_registered(table, primary_key, provenance, batch.num_rows)
+                    self._merge_registered(table, batch, primary_key, provenance)
                     if state_key is not None:
                         self._write_state(state_key, state or {},
                                           provenance.run_id if provenance else None)
@@ -109,15 +117,14 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return batch.num_rows
 
-    def _merge_registered(self, table: str, primary_key: tuple[str, ...],
-                          provenance: Provenance | None, rows: int) -> None:
-        columns = self._ensure_table(table, provenance is not None)
-        if rows == 0:
+    def _merge_registered(self, table: str, batch: pa.RecordBatch | pa.Table,
+                          primary_key: tuple[str, ...], provenance: Provenance | None) -> None:
+        columns, created = self._ensure_table(table, provenance is not None)
+        if batch.num_rows == 0:
             return
         target = quote(table)
-        if primary_key:
-            match = " AND ".join(f"{target}.{quote(k)} = b.{quote(k)}" for k in primary_key)
-            self._con.execute(f"DELETE FROM {target} USING {_BATCH_VIEW} AS b WHERE {match}")  # noqa: S608
+        if primary_key and not created:
+            self._delete_matching(target, batch, primary_key)
         names = [quote(c) for c in columns]
         values = list(names)
         params: list[Any] = []
@@ -128,6 +135,25 @@ class DuckDBWarehouse(Warehouse):
         self._con.execute(
             f"INSERT INTO {target} ({', '.join(names)}) "  # noqa: S608
             f"SELECT {', '.join(values)} FROM {_BATCH_VIEW}",
+            params,
+        )
+
+    def _delete_matching(self, target: str, batch: pa.RecordBatch | pa.Table,
+                         primary_key: tuple[str, ...]) -> None:
+        """Delete the rows the batch replaces.
+
+        The range of the first key column lets DuckDB skip, by its zone maps, every row
+        group the batch cannot touch: a keyset load appends beyond all existing keys,
+        so the delete reads almost nothing however large the table grows.
+        """
+        match = " AND ".join(f"{target}.{quote(k)} = b.{quote(k)}" for k in primary_key)
+        params: list[Any] = []
+        bounds = pc.min_max(batch.column(primary_key[0]))
+        if bounds["min"].is_valid:
+            match += f" AND {target}.{quote(primary_key[0])} BETWEEN ? AND ?"
+            params = [bounds["min"].as_py(), bounds["max"].as_py()]
+        self._con.execute(
+            f"DELETE FROM {target} USING {_BATCH_VIEW} AS b WHERE {match}",  # noqa: S608
             params,
         )
 
