@@ -61,6 +61,14 @@ class Connector(abc.ABC):
                 f"connector {self.name!r} has no stream {name!r}; its streams are: {known}"
             ) from None
 
+    def primary_key(self, stream: str | Stream) -> tuple[str, ...]:
+        """The columns that identify a row of ``stream``.
+
+        Override when the source knows the key and a declaration may leave it out
+        (``SQLConnector`` reflects it).
+        """
+        return self.stream(stream).primary_key
+
     @abc.abstractmethod
     def check(self) -> None:
         """Probe connectivity and credentials; raise an actionable error on failure."""

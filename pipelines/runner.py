@@ -132,7 +132,7 @@ def run_stream(
     provenance = Provenance(connector.name, declared.name, run_id, extracted_at)
     started = time.monotonic()
     progress.start(key)
-    primary_key = declared.primary_key or _key_of(connector, declared)
+    primary_key = connector.primary_key(declared)
     waiting: list[pa.RecordBatch] = []
 
     def commit(checkpoint: dict[str, Any] | None) -> None:
@@ -166,12 +166,6 @@ def run_stream(
         commit(checkpoint)
     result.seconds = time.monotonic() - started
     return result
-
-
-def _key_of(connector: Connector, stream: Any) -> tuple[str, ...]:
-    """The primary key a connector resolved for a stream declared without one."""
-    plan = getattr(connector, "plan", None)
-    return tuple(plan(stream).primary_key) if plan is not None else ()
 
 
 def run_connector(

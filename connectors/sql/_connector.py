@@ -160,6 +160,10 @@ class SQLConnector(Connector):
                 return stream
         return super().stream(name)
 
+    def primary_key(self, stream: str | Stream) -> tuple[str, ...]:
+        """The declared key, or the table's reflected primary key."""
+        return self.plan(self.stream(stream)).primary_key
+
     # -- planning ---------------------------------------------------------------------
 
     def plan(self, stream: Stream) -> ReadPlan:
