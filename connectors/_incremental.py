@@ -9,6 +9,7 @@ cursor is missing follow ``on_missing_cursor``.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -59,6 +60,16 @@ class Incremental:
         if saved_cursor is None:
             return Window(self.start, self.end)
         start = saved_cursor - self.lag if self.lag else saved_cursor
-        if self.start is not None and start < self.start:
-            start = self.start
-        return Window(start, self.end)
+        floor = _like(self.start, saved_cursor)
+        if floor is not None and start < floor:
+            start = floor
+        return Window(start, _like(self.end, saved_cursor))
+
+
+def _like(bound: Any, cursor: Any) -> Any:
+    """A configured date bound as a datetime when the cursor holds datetimes (a TOML
+    date such as ``start = 2024-01-01`` for a timestamp column)."""
+    if (isinstance(bound, dt.date) and not isinstance(bound, dt.datetime)
+            and isinstance(cursor, dt.datetime)):
+        return dt.datetime.combine(bound, dt.time(), tzinfo=cursor.tzinfo)
+    return bound

@@ -101,7 +101,9 @@ def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
                 raise value
     finally:
         stop.set()
-        thread.join(timeout=30)
+        # Wait for the reader to let go of its connection before the caller closes it;
+        # it stops at its next hand-off (or when its current query returns).
+        thread.join()
 
 
 def run_stream(
@@ -140,7 +142,8 @@ def run_stream(
         if rows:
             data = waiting[0] if len(waiting) == 1 else pa.Table.from_batches(waiting)
             warehouse.merge(result.table, data, primary_key, provenance=provenance,
-                            state_key=key, state=checkpoint)
+                            state_key=key if checkpoint is not None else None,
+                            state=checkpoint)
         elif checkpoint is not None:
             warehouse.save_state(key, checkpoint, run_id)
         waiting.clear()
@@ -154,12 +157,13 @@ def run_stream(
     pending_rows = 0
     checkpoint: dict[str, Any] | None = None
     for batch in prefetched(connector.read(declared, state), prefetch):
-        checkpoint = checkpoint_of(batch)
+        carried = checkpoint_of(batch)
+        checkpoint = carried if carried is not None else checkpoint
         result.batches += 1
         if batch.num_rows:
             waiting.append(batch)
             pending_rows += batch.num_rows
-        if pending_rows >= commit_rows or (checkpoint is not None and not batch.num_rows):
+        if pending_rows >= commit_rows or (carried is not None and not batch.num_rows):
             commit(checkpoint)
             pending_rows = 0
     if waiting:

@@ -284,3 +284,49 @@ def test_lag_rereads_a_margin_without_moving_the_cursor_back(erp_db) -> None:
     assert min(reread) >= state["cursor"] - dt.timedelta(days=90)
     assert state_again["cursor"] == state["cursor"]
     assert sum(b.num_rows for b in third) == len(reread)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("fast", [True, False], ids=["arrow", "generic"])
+def test_binary_keys_with_backslashes_read_to_the_end(pg_db, fast) -> None:
+    table = sa.Table("blobs", sa.MetaData(),
+                     sa.Column("k", sa.LargeBinary, primary_key=True),
+                     schema=pg_db.schema)
+    table.create(pg_db.engine)
+    keys = [b"a", b"a\\101", b"bb", b"\x00\xff"]
+    with pg_db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"k": k} for k in keys])
+    with pg_db.connector([SQLTable(name="blobs", table="blobs")], chunk_size=1,
+                         fast_path=fast) as connector:
+        read = [v for b in connector.read("blobs") for v in b.column("k").to_pylist()]
+    assert sorted(read) == sorted(keys)
+
+
+def test_a_declared_schema_selects_its_columns_by_name(live_db) -> None:
+    _awkward_table(live_db)
+    declared = pa.schema([("select", pa.int64()), ('quote"d', pa.string()),
+                          ("Mixed Case", pa.string())])
+    stream = SQLTable(name="details", table=AWKWARD, schema=declared)
+    with live_db.connector([stream]) as connector:
+        rows = pa.Table.from_batches([b for b in connector.read("details") if b.num_rows])
+    assert rows.schema.names == declared.names
+    first = rows.sort_by("select").to_pylist()[0]
+    assert first == {"select": 1, 'quote"d': "it's", "Mixed Case": "v1"}
+    missing = SQLTable(name="d2", table=AWKWARD, schema=pa.schema([("nope", pa.string())]))
+    with live_db.connector([missing]) as connector, pytest.raises(ConfigurationError,
+                                                                  match="'nope'"):
+        connector.check()
+
+
+def test_a_declared_key_with_nulls_is_refused_before_reading(live_db) -> None:
+    table = sa.Table("loose", sa.MetaData(), sa.Column("id", sa.Integer, nullable=True),
+                     sa.Column("v", sa.String(5)), schema=live_db.schema)
+    table.create(live_db.engine)
+    with live_db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "v": "x"} for i in (1, 2, 3, None, None)])
+    q = live_db.engine.dialect.identifier_preparer.quote
+    stream = SQLQuery(name="loose", sql=f"SELECT {q('id')}, {q('v')} FROM {live_db.table('loose')}",
+                      primary_key=("id",))
+    with live_db.connector([stream], chunk_size=2) as connector, \
+            pytest.raises(DataContractError, match="null in primary-key"):
+        list(connector.read("loose"))

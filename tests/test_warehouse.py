@@ -180,3 +180,21 @@ def test_open_warehouse_by_url(url, expectation) -> None:
         return
     with pytest.raises(ConfigurationError, match=expectation):
         open_warehouse(url)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pa.array([1.0, float("nan")], pa.float64()),
+        pa.array([1, 2], pa.timestamp("ns")),
+        pa.array([1, 2], pa.duration("us")),
+        pa.array(["b", "a"], pa.string()),
+    ],
+    ids=["float-nan", "timestamp-ns", "duration", "unsorted-strings"],
+)
+def test_merging_the_same_keys_twice_never_duplicates(tmp_path, keys) -> None:
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        for version in (1, 2):
+            data = pa.RecordBatch.from_pydict({"k": keys, "v": [version] * len(keys)})
+            warehouse.merge("raw_k", data, ("k",))
+        assert warehouse.query('SELECT v FROM "raw_k"').column(0).to_pylist() == [2, 2]

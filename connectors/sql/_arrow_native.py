@@ -36,6 +36,8 @@ def available() -> bool:
 
 def adbc_uri(url: sa.URL) -> str:
     """A libpq URI for the same database as a SQLAlchemy PostgreSQL URL."""
+    if "connect_timeout" not in url.query:
+        url = url.update_query_dict({"connect_timeout": "10"})
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 

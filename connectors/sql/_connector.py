@@ -198,16 +198,24 @@ class SQLConnector(Connector):
 
     def _plan_table(self, stream: SQLTable) -> ReadPlan:
         table = self._reflect(stream)
+        if stream.schema is not None:
+            unknown = [n for n in stream.schema.names if n not in table.c]
+            if unknown:
+                raise ConfigurationError(
+                    f"stream {stream.name!r}: declared column(s) {unknown} are not in table "
+                    f"{table.name!r}; its columns are: {[c.name for c in table.columns]}"
+                )
         primary_key = stream.primary_key or tuple(c.name for c in table.primary_key.columns)
         if not primary_key:
             raise ConfigurationError(
                 f"stream {stream.name!r}: table {table.name!r} has no primary key; declare "
                 "primary_key (the columns that identify a row)"
             )
+        reflected_key = tuple(c.name for c in table.primary_key.columns)
         plan = plan_for_table(table, primary_key, stream.cursor_field, self._dialect,
-                              decimals_as_text=self._native is not None)
-        if stream.schema is not None:
-            plan.schema = stream.schema
+                              decimals_as_text=self._native is not None,
+                              declared=stream.schema)
+        plan.key_enforced = bool(reflected_key) and set(primary_key) == set(reflected_key)
         return plan
 
     def _plan_query(self, stream: SQLQuery) -> ReadPlan:
@@ -246,7 +254,7 @@ class SQLConnector(Connector):
 
     def fetch(self, stmt: sa.Select, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
         """Run one chunk query and yield its rows as batches of the plan's schema."""
-        if self._native is not None:
+        if self._native is not None and not plan.has_binary_key():
             yield from self._native.fetch(stmt, plan.schema)
             return
         with self.engine.connect() as conn:
@@ -268,10 +276,15 @@ class SQLConnector(Connector):
             self._native.reset()
 
     def any_null_cursor(self, plan: ReadPlan) -> bool:
-        cursor = plan.column(plan.cursor_field)
-        stmt = sa.select(sa.literal(1)).select_from(plan.source).where(cursor.is_(None)).limit(1)
-        return self._with_connection(lambda c: c.execute(stmt).first() is not None,
-                                     "checking for missing cursors")
+        return self._any_null(plan, [plan.cursor_field], "checking for missing cursors")
+
+    def any_null_key(self, plan: ReadPlan) -> bool:
+        return self._any_null(plan, list(plan.primary_key), "checking for null keys")
+
+    def _any_null(self, plan: ReadPlan, columns: list[str], what: str) -> bool:
+        nulls = sa.or_(*[plan.column(c).is_(None) for c in columns])
+        stmt = sa.select(sa.literal(1)).select_from(plan.source).where(nulls).limit(1)
+        return self._with_connection(lambda c: c.execute(stmt).first() is not None, what)
 
     def close(self) -> None:
         if self._native is not None:

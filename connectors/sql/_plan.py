@@ -31,6 +31,15 @@ class ReadPlan:
     def column(self, name: str) -> ColumnElement:
         return self.source.c[name]
 
+    key_enforced: bool = False  # the database guarantees the key is non-null
+
+    def has_binary_key(self) -> bool:
+        """Whether a key or cursor column is binary: the fast path renders keyset values
+        as SQL literals, and PostgreSQL would reinterpret backslashes in bytea literals."""
+        names = [*self.primary_key, *([self.cursor_field] if self.cursor_field else [])]
+        return any(pa.types.is_binary(self.schema.field(n).type)
+                   or pa.types.is_large_binary(self.schema.field(n).type) for n in names)
+
     def order_key(self, phase: str) -> list[str]:
         if phase == "rows" and self.cursor_field:
             return [self.cursor_field, *self.primary_key]
@@ -81,15 +90,18 @@ def _bool_from_int(field: pa.Field) -> Converter:
 
 
 def plan_for_table(table: sa.Table, primary_key: Sequence[str], cursor_field: str | None,
-                   dialect_name: str, *, decimals_as_text: bool = False) -> ReadPlan:
+                   dialect_name: str, *, decimals_as_text: bool = False,
+                   declared: pa.Schema | None = None) -> ReadPlan:
     """A plan that reads every column of a reflected table with exact types.
 
-    ``decimals_as_text`` selects every decimal column as text (the Arrow fast path casts
-    text to exact decimals faster than its driver decodes binary NUMERIC).
+    ``declared`` selects just its columns, in its order, with its types. ``decimals_as_text``
+    selects every decimal column as text (the Arrow fast path casts text to exact
+    decimals faster than its driver decodes binary NUMERIC).
     """
+    wanted = [(table.c[f.name], f) for f in declared] if declared is not None else [
+        (c, pa.field(c.name, arrow_type(c.type, dialect_name))) for c in table.columns]
     fields, columns, converters = [], [], []
-    for column in table.columns:
-        field = pa.field(column.name, arrow_type(column.type, dialect_name))
+    for column, field in wanted:
         fields.append(field)
         as_text = decimals_as_text and pa.types.is_decimal(field.type)
         if as_text or needs_text_cast(column.type, dialect_name):

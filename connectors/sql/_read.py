@@ -54,6 +54,12 @@ class StreamRead:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         inc = self.stream.incremental
+        if not self.plan.key_enforced and self.c.any_null_key(self.plan):
+            raise DataContractError(
+                f"stream {self.stream.name!r}: rows with a null in primary-key column(s) "
+                f"{list(self.plan.primary_key)} exist; nulls cannot be read in resumable "
+                "chunks or merged. Declare a primary key without nulls"
+            )
         must_check = inc is not None and inc.on_missing_cursor == MissingCursor.FAIL
         if must_check and self.c.any_null_cursor(self.plan):
             raise DataContractError(
@@ -86,6 +92,7 @@ class StreamRead:
         failures = 0
         while True:
             rows_in_chunk = 0
+            started_after = self.after
             try:
                 for batch in self.c.fetch(self._statement(phase), self.plan):
                     failures = 0
@@ -106,6 +113,12 @@ class StreamRead:
                 continue
             if rows_in_chunk < self.c.chunk_size:
                 return
+            if self.after == started_after:
+                raise DataContractError(
+                    f"stream {self.stream.name!r}: a full chunk ended where it started "
+                    f"(key {self.after!r}); the source does not order or compare the key "
+                    "consistently. Declare a primary key of comparable columns"
+                )
 
     def checkpoint(self, phase: str) -> dict[str, Any]:
         state: dict[str, Any] = {"resume": {"phase": phase, "after": self.after}}

@@ -41,6 +41,15 @@ _BATCH_VIEW = "_hw_batch"
 DEFAULT_MEMORY_LIMIT = "128MB"
 
 
+def _orders_like_duckdb(t: pa.DataType) -> bool:
+    """Types whose Arrow min/max bound exactly what DuckDB's ``BETWEEN`` matches (no NaN,
+    no sub-microsecond time DuckDB would truncate)."""
+    if pa.types.is_timestamp(t):
+        return t.unit in ("s", "ms", "us")
+    return (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_date(t) or pa.types.is_decimal(t))
+
+
 class DuckDBWarehouse(Warehouse):
     """A warehouse in one DuckDB file (``:memory:`` for a throwaway one)."""
 
@@ -148,8 +157,9 @@ class DuckDBWarehouse(Warehouse):
         """
         match = " AND ".join(f"{target}.{quote(k)} = b.{quote(k)}" for k in primary_key)
         params: list[Any] = []
-        bounds = pc.min_max(batch.column(primary_key[0]))
-        if bounds["min"].is_valid:
+        first = batch.column(primary_key[0])
+        bounds = pc.min_max(first) if _orders_like_duckdb(first.type) else None
+        if bounds is not None and bounds["min"].is_valid:
             match += f" AND {target}.{quote(primary_key[0])} BETWEEN ? AND ?"
             params = [bounds["min"].as_py(), bounds["max"].as_py()]
         self._con.execute(

@@ -111,3 +111,9 @@ def test_default_for_missing_cursor_is_include():
 def test_missing_cursor_values_are_strings():
     assert [m.value for m in MissingCursor] == ["include", "skip", "fail"]
     assert MissingCursor.FAIL == "fail"
+
+
+def test_a_date_start_bounds_a_datetime_cursor():
+    inc = Incremental("changed", start=dt.date(2024, 1, 1), lag=dt.timedelta(days=30))
+    window = inc.window(dt.datetime(2024, 1, 10, 12))
+    assert window.start == dt.datetime(2024, 1, 1)
