@@ -31,7 +31,7 @@ class StreamRead:
 
     def __init__(self, connector: SQLConnector, stream: Stream, plan: ReadPlan,
                  state: dict[str, Any]) -> None:
-        self.c = connector
+        self.connector = connector
         self.stream = stream
         self.plan = plan
         self.saved_cursor = state.get("cursor")
@@ -54,14 +54,14 @@ class StreamRead:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         inc = self.stream.incremental
-        if not self.plan.key_enforced and self.c.any_null_key(self.plan):
+        if not self.plan.key_enforced and self.connector.any_null_key(self.plan):
             raise DataContractError(
                 f"stream {self.stream.name!r}: rows with a null in primary-key column(s) "
                 f"{list(self.plan.primary_key)} exist; nulls cannot be read in resumable "
                 "chunks or merged. Declare a primary key without nulls"
             )
         must_check = inc is not None and inc.on_missing_cursor == MissingCursor.FAIL
-        if must_check and self.c.any_null_cursor(self.plan):
+        if must_check and self.connector.any_null_cursor(self.plan):
             raise DataContractError(
                 f"stream {self.stream.name!r}: rows with no {inc.cursor_field!r} value exist; "
                 "fix the source or set on_missing_cursor to 'include' or 'skip'"
@@ -83,7 +83,7 @@ class StreamRead:
         window = (self.window.start, self.window.end) if self.window else (None, None)
         return chunk_select(
             plan.source, plan.columns, [plan.column(k) for k in plan.order_key(phase)],
-            limit=self.c.chunk_size, after=self.after, cursor=cursor, window=window,
+            limit=self.connector.chunk_size, after=self.after, cursor=cursor, window=window,
             null_cursor=phase == "nulls",
         )
 
@@ -94,7 +94,7 @@ class StreamRead:
             rows_in_chunk = 0
             started_after = self.after
             try:
-                for batch in self.c.fetch(self._statement(phase), self.plan):
+                for batch in self.connector.fetch(self._statement(phase), self.plan):
                     failures = 0
                     rows_in_chunk += batch.num_rows
                     self.after = [batch.column(i)[-1].as_py() for i in key_index]
@@ -104,14 +104,16 @@ class StreamRead:
             except Exception as exc:
                 if not _is_source_failure(exc):
                     raise
-                error = translate_error(exc, self.c.where)
+                error = translate_error(exc, self.connector.where)
                 if not isinstance(error, RetriableSourceError):
                     raise error from exc
                 failures += 1
-                self.c.reset_after_failure()
-                self.c.retrier.wait_or_raise(failures, error, f"reading {self.stream.name!r}")
+                self.connector.reset_after_failure()
+                self.connector.retrier.wait_or_raise(
+                    failures, error, f"reading {self.stream.name!r}"
+                )
                 continue
-            if rows_in_chunk < self.c.chunk_size:
+            if rows_in_chunk < self.connector.chunk_size:
                 return
             if self.after == started_after:
                 raise DataContractError(
