@@ -157,7 +157,8 @@ class StreamRead:
         at_last = pc.fill_null(pc.equal(cursor, cursor[-1]), False)
         keys = self._key_tuples(batch, at_last)
         if last == self.max_cursor:
-            keys = self.max_boundary + [k for k in keys if k not in set(self.max_boundary)]
+            seen = set(self.max_boundary)
+            keys = self.max_boundary + [k for k in keys if k not in seen]
         self.max_cursor = last
         self.max_boundary = keys if len(keys) <= MAX_BOUNDARY_KEYS else []
         return batch
