@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
-from .._base import Connector
 from .._errors import ConfigurationError
 from .._retry import Retrier, RetryPolicy
-from .._stream import Stream, stream_name_for
+from .._stream import Stream
 from . import _arrow_native
-from ._plan import ReadPlan, plan_for_query, plan_for_table, widen
-from ._read import StreamRead
-from ._streams import SQLQuery, SQLTable
+from ._plan import ReadPlan, plan_for_table
+from ._relational import RelationalConnector
+from ._streams import SQLTable
 from ._translate import translate_error
 
 
@@ -52,7 +50,7 @@ def create_source_engine(url: str | sa.URL, connect_timeout: int = 10) -> sa.Eng
     return engine
 
 
-class SQLConnector(Connector):
+class SQLConnector(RelationalConnector):
     """Reads tables and queries from any database SQLAlchemy speaks.
 
     Streams are ``SQLTable`` or ``SQLQuery`` declarations; with none declared, every
@@ -81,7 +79,8 @@ class SQLConnector(Connector):
         retry: RetryPolicy | Retrier | None = None,
         fast_path: bool | str = "auto",
     ) -> None:
-        super().__init__(name, streams)
+        super().__init__(name, streams, db_schema=db_schema, chunk_size=chunk_size,
+                         batch_size=batch_size, retry=retry)
         source = source if source is not None else self.url
         if source is None:
             raise ConfigurationError(f"connector {self.name!r} needs a database URL or engine")
@@ -93,20 +92,15 @@ class SQLConnector(Connector):
                 "dialect+driver://user:password@host:port/database"
             ) from exc
         self.where = describe_url(self.engine.url)
-        self.db_schema = db_schema
-        self.chunk_size = chunk_size
-        self.batch_size = min(batch_size, chunk_size)
-        self.retrier = retry if isinstance(retry, Retrier) else Retrier(retry or RetryPolicy())
-        self._dialect = self.engine.dialect.name
-        use_fast = fast_path is True or (fast_path == "auto" and self._dialect == "postgresql")
-        if use_fast and (self._dialect != "postgresql" or not _arrow_native.available()):
+        self.dialect_name = self.engine.dialect.name
+        use_fast = fast_path is True or (fast_path == "auto" and self.dialect_name == "postgresql")
+        if use_fast and (self.dialect_name != "postgresql" or not _arrow_native.available()):
             raise ConfigurationError(
                 "the Arrow fast path needs PostgreSQL and adbc-driver-postgresql"
             )
         self._native = _arrow_native.ArrowNativeReader(self.engine.url) if use_fast else None
-        self._plans: dict[str, ReadPlan] = {}
 
-    # -- probing and discovery -------------------------------------------------------
+    # -- talking to the database --------------------------------------------------------
 
     def _with_connection(self, fn: Any, what: str) -> Any:
         def attempt() -> Any:
@@ -118,139 +112,41 @@ class SQLConnector(Connector):
 
         return self.retrier.call(attempt, f"{what} on {self.where}")
 
+    def execute(self, stmt: sa.Executable, what: str) -> tuple[list[str], list[Sequence[Any]]]:
+        def run(conn: sa.Connection) -> tuple[list[str], list[Sequence[Any]]]:
+            result = conn.execute(stmt)
+            return list(result.keys()), list(result.fetchall())
+
+        return self._with_connection(run, what)
+
     def check(self) -> None:
         """Connect, run ``SELECT 1`` and confirm every declared table exists."""
-        self._with_connection(lambda conn: conn.execute(sa.text("SELECT 1")).scalar(), "check")
+        self.execute(sa.text("SELECT 1"), "check")
         for stream in self.streams:
             self.plan(stream)
 
-    def table_names(self) -> list[str]:
-        """Tables and views in ``db_schema``."""
+    def table_names(self, schema: str | None = None) -> list[str]:
+        """Tables and views in ``schema`` (default: ``db_schema``)."""
+        schema = schema or self.db_schema
+
         def names(conn: sa.Connection) -> list[str]:
             inspector = sa.inspect(conn)
-            return sorted({*inspector.get_table_names(schema=self.db_schema),
-                           *inspector.get_view_names(schema=self.db_schema)})
+            return sorted({*inspector.get_table_names(schema=schema),
+                           *inspector.get_view_names(schema=schema)})
 
         return self._with_connection(names, "listing tables")
 
-    def discover(self) -> list[Stream]:
-        """Declared streams with their reflected schemas; every table if none is declared."""
-        streams = self.streams or tuple(
-            SQLTable(name=stream_name_for(t), table=t, db_schema=self.db_schema)
-            for t in self.table_names()
+    def reflect_table(self, name: str, schema: str | None) -> sa.Table:
+        return self._with_connection(
+            lambda conn: sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn),
+            f"reflecting {name!r}",
         )
-        found = []
-        for stream in streams:
-            plan = self.plan(stream)
-            found.append(_with_plan(stream, plan))
-        return found
 
-    def stream(self, name: str | Stream) -> Stream:
-        if isinstance(name, Stream) or self.streams:
-            return super().stream(name)
-        for stream in self.discover():
-            if stream.name == name:
-                return stream
-        return super().stream(name)
-
-    def primary_key(self, stream: str | Stream) -> tuple[str, ...]:
-        """The declared key, or the table's reflected primary key."""
-        return self.plan(self.stream(stream)).primary_key
-
-    # -- planning ---------------------------------------------------------------------
-
-    def plan(self, stream: Stream) -> ReadPlan:
-        """The read plan for ``stream``: source, columns, Arrow schema, key, cursor."""
-        if stream.name not in self._plans:
-            if isinstance(stream, SQLQuery):
-                plan = self._plan_query(stream)
-            elif isinstance(stream, SQLTable):
-                plan = self._plan_table(stream)
-            else:
-                raise ConfigurationError(
-                    f"stream {stream.name!r}: a SQL stream is an SQLTable or an SQLQuery"
-                )
-            self._check_key_columns(stream, plan)
-            self._plans[stream.name] = plan
-        return self._plans[stream.name]
-
-    def _reflect(self, stream: SQLTable) -> sa.Table:
-        schema = stream.db_schema or self.db_schema
-
-        def reflect(conn: sa.Connection) -> sa.Table:
-            inspector = sa.inspect(conn)
-            existing = {*inspector.get_table_names(schema=schema),
-                        *inspector.get_view_names(schema=schema)}
-            name = stream.table
-            if name not in existing:
-                folded = [t for t in existing if t.lower() == name.lower()]
-                if len(folded) != 1:
-                    listing = ", ".join(repr(t) for t in sorted(existing)[:50]) or "(none)"
-                    place = f"schema {schema!r} of {self.where}" if schema else self.where
-                    raise ConfigurationError(
-                        f"stream {stream.name!r}: no table {name!r} in {place}; "
-                        f"tables there: {listing}"
-                    )
-                name = folded[0]
-            return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
-
-        return self._with_connection(reflect, f"reflecting {stream.table!r}")
-
-    def _plan_table(self, stream: SQLTable) -> ReadPlan:
-        table = self._reflect(stream)
-        if stream.schema is not None:
-            unknown = [n for n in stream.schema.names if n not in table.c]
-            if unknown:
-                raise ConfigurationError(
-                    f"stream {stream.name!r}: declared column(s) {unknown} are not in table "
-                    f"{table.name!r}; its columns are: {[c.name for c in table.columns]}"
-                )
-        primary_key = stream.primary_key or tuple(c.name for c in table.primary_key.columns)
-        if not primary_key:
-            raise ConfigurationError(
-                f"stream {stream.name!r}: table {table.name!r} has no primary key; declare "
-                "primary_key (the columns that identify a row)"
-            )
-        reflected_key = tuple(c.name for c in table.primary_key.columns)
-        plan = plan_for_table(table, primary_key, stream.cursor_field, self._dialect,
+    def plan_table(self, table: sa.Table, stream: SQLTable,
+                   primary_key: tuple[str, ...]) -> ReadPlan:
+        return plan_for_table(table, primary_key, stream.cursor_field, self.dialect_name,
                               decimals_as_text=self._native is not None,
                               declared=stream.schema)
-        plan.key_enforced = bool(reflected_key) and set(primary_key) == set(reflected_key)
-        return plan
-
-    def _plan_query(self, stream: SQLQuery) -> ReadPlan:
-        probe = sa.text(f"SELECT * FROM ({stream.sql}) hw_probe WHERE 1 = 0")  # noqa: S608 - declared SQL, checked read-only
-        names = self._with_connection(lambda c: list(c.execute(probe).keys()), "describing query")
-        source = sa.text(stream.sql).columns(*[sa.column(n) for n in names]).subquery("hw_q")
-        schema = stream.schema
-        if schema is None:
-            sample = sa.select(*[source.c[n] for n in names]).limit(self.batch_size)
-            rows = self._with_connection(lambda c: c.execute(sample).fetchall(), "sampling query")
-            columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-            schema = pa.schema([
-                widen(pa.field(n, pa.array(list(v)).type))
-                for n, v in zip(names, columns, strict=True)
-            ])
-        return plan_for_query(source, schema, stream.primary_key, stream.cursor_field)
-
-    @staticmethod
-    def _check_key_columns(stream: Stream, plan: ReadPlan) -> None:
-        wanted = [*plan.primary_key, *([plan.cursor_field] if plan.cursor_field else [])]
-        missing = [c for c in wanted if c not in plan.schema.names]
-        if missing:
-            raise ConfigurationError(
-                f"stream {stream.name!r}: key or cursor column(s) {missing} not found; "
-                f"columns are: {plan.schema.names}"
-            )
-
-    # -- reading ----------------------------------------------------------------------
-
-    def read(self, stream: str | Stream, state: dict[str, Any] | None = None
-             ) -> Iterator[pa.RecordBatch]:
-        """Yield the stream from ``state`` on; see the class docstring for the guarantees."""
-        stream = self.stream(stream)
-        plan = self.plan(stream)
-        return StreamRead(self, stream, plan, dict(state or {})).batches()
 
     def fetch(self, stmt: sa.Select, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
         """Run one chunk query and yield its rows as batches of the plan's schema."""
@@ -271,26 +167,10 @@ class SQLConnector(Connector):
                 result.close()
 
     def reset_after_failure(self) -> None:
-        """Drop connections that may be broken before the next attempt."""
         if self._native is not None:
             self._native.reset()
-
-    def any_null_cursor(self, plan: ReadPlan) -> bool:
-        return self._any_null(plan, [plan.cursor_field], "checking for missing cursors")
-
-    def any_null_key(self, plan: ReadPlan) -> bool:
-        return self._any_null(plan, list(plan.primary_key), "checking for null keys")
-
-    def _any_null(self, plan: ReadPlan, columns: list[str], what: str) -> bool:
-        nulls = sa.or_(*[plan.column(c).is_(None) for c in columns])
-        stmt = sa.select(sa.literal(1)).select_from(plan.source).where(nulls).limit(1)
-        return self._with_connection(lambda c: c.execute(stmt).first() is not None, what)
 
     def close(self) -> None:
         if self._native is not None:
             self._native.close()
         self.engine.dispose()
-
-
-def _with_plan(stream: Stream, plan: ReadPlan) -> Stream:
-    return replace(stream, primary_key=plan.primary_key, schema=plan.schema)

@@ -19,7 +19,7 @@ from ._plan import ReadPlan
 from ._translate import translate_error
 
 if TYPE_CHECKING:
-    from ._connector import SQLConnector
+    from ._relational import RelationalConnector
 
 # Boundary keys kept in state for de-duplication at the saved cursor. Past this many
 # rows sharing one cursor value, the warehouse merge alone removes the repeats.
@@ -29,7 +29,7 @@ MAX_BOUNDARY_KEYS = 1000
 class StreamRead:
     """One read of one stream: phases, keyset position, retries and checkpoints."""
 
-    def __init__(self, connector: SQLConnector, stream: Stream, plan: ReadPlan,
+    def __init__(self, connector: RelationalConnector, stream: Stream, plan: ReadPlan,
                  state: dict[str, Any]) -> None:
         self.connector = connector
         self.stream = stream
