@@ -55,7 +55,7 @@ class ReadPlan:
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
-def _plain(field: pa.Field) -> Converter:
+def plain_converter(field: pa.Field) -> Converter:
     def convert(values: Sequence[Any]) -> pa.Array:
         try:
             return pa.array(values, type=field.type)
@@ -67,8 +67,8 @@ def _plain(field: pa.Field) -> Converter:
     return convert
 
 
-def _decimal_from_text(field: pa.Field) -> Converter:
-    plain = _plain(field)
+def decimal_from_text_converter(field: pa.Field) -> Converter:
+    plain = plain_converter(field)
 
     def convert(values: Sequence[Any]) -> pa.Array:
         try:
@@ -81,7 +81,7 @@ def _decimal_from_text(field: pa.Field) -> Converter:
 
 
 def _bool_from_int(field: pa.Field) -> Converter:
-    plain = _plain(field)
+    plain = plain_converter(field)
 
     def convert(values: Sequence[Any]) -> pa.Array:
         return plain([None if v is None else bool(v) for v in values])
@@ -106,13 +106,13 @@ def plan_for_table(table: sa.Table, primary_key: Sequence[str], cursor_field: st
         as_text = decimals_as_text and pa.types.is_decimal(field.type)
         if as_text or needs_text_cast(column.type, dialect_name):
             columns.append(sa.cast(column, sa.Text).label(column.name))
-            converters.append(_decimal_from_text(field))
+            converters.append(decimal_from_text_converter(field))
         elif pa.types.is_boolean(field.type) and isinstance(column.type, sa.Integer):
             columns.append(column)  # MySQL's BOOLEAN is TINYINT(1): 0/1 on the wire
             converters.append(_bool_from_int(field))
         else:
             columns.append(column)
-            converters.append(_plain(field))
+            converters.append(plain_converter(field))
     return ReadPlan(table, columns, pa.schema(fields), tuple(primary_key), cursor_field,
                     converters)
 
@@ -134,4 +134,4 @@ def plan_for_query(source: sa.FromClause, schema: pa.Schema, primary_key: Sequen
     """A plan over a query's subquery with given (declared or inferred) types."""
     columns = [source.c[name] for name in schema.names]
     return ReadPlan(source, columns, schema, tuple(primary_key), cursor_field,
-                    [_plain(f) for f in schema])
+                    [plain_converter(f) for f in schema])

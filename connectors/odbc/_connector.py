@@ -1,0 +1,467 @@
+"""ODBCConnector: any ODBC driver through pyodbc, with an Arrow fast path (arrow-odbc)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyodbc
+import sqlalchemy as sa
+
+from .._errors import ConfigurationError, HeadwaterError, RetriableSourceError
+from .._redaction import redact
+from .._retry import Retrier, RetryPolicy
+from .._stream import Stream
+from ..sql._arrow_native import conform
+from ..sql._plan import ReadPlan, decimal_from_text_converter, plain_converter
+from ..sql._relational import RelationalConnector
+from ..sql._streams import SQLQuery, SQLTable
+from ..sql._translate import translate_error
+from . import _types
+from ._connection import FAMILY_OPTIONS, SESSION_SQL, ConnectionString, check_driver
+from ._dialects import compile_sql, dialect_for, family_of
+
+log = logging.getLogger("headwater.connectors.odbc")
+
+# Families whose drivers were checked to give identical results on both read paths.
+FAST_PATH_FAMILIES = ("postgresql", "mysql", "sqlite")
+# Families sent literal SQL unless told otherwise.
+LITERAL_FAMILIES = ("sqlite",)
+# SQL that names the schema (or, on MySQL, the database) unqualified names resolve to.
+_DEFAULT_SCHEMA_SQL = {
+    "postgresql": "SELECT current_schema()",
+    "mysql": "SELECT DATABASE()",
+    "mssql": "SELECT SCHEMA_NAME()",
+}
+_TRUNCATED = "too large to be written into the allocated buffer"
+# ODBC states meaning the driver could not be loaded or the data source is unknown.
+_DRIVER_MISSING = ("IM002", "IM003", "01000")
+
+
+def fast_path_available() -> bool:
+    """Whether arrow-odbc is installed."""
+    return importlib.util.find_spec("arrow_odbc") is not None
+
+
+@dataclass
+class ODBCReadPlan(ReadPlan):
+    """A read plan with what the Arrow fast path needs to give the same batches."""
+
+    transport: pa.Schema | None = None  # the types arrow-odbc binds buffers for
+    guid_columns: frozenset[str] = field(default_factory=frozenset)
+    fast: bool = False
+
+
+class ODBCConnector(RelationalConnector):
+    """Reads tables and queries through any ODBC driver.
+
+    ``connection_string`` is an ODBC connection string (``DRIVER={...};SERVER=...`` or
+    ``DSN=...``); put secrets in it from the environment (the configuration file's
+    ``${VAR}``), and they are masked in every message, including driver errors that
+    echo the string. Streams, keyset chunking, checkpoints, incremental windows and
+    retries are exactly those of :class:`~connectors.SQLConnector`.
+
+    SQL is generated for the database family behind the driver (found from the driver's
+    ``SQL_DBMS_NAME``, or set with ``dialect``): ``postgresql``, ``mysql``, ``sqlite``,
+    ``mssql``, ``oracle``, ``db2`` or ``ansi``. Values go as ``?`` parameters, or as
+    literals in the SQL text with ``literal_sql=True`` for drivers that need it. SQLite
+    gets literals by default: it stores timestamps as text, and its driver binds them
+    in another format than the one stored.
+
+    ``fast_path`` ("auto", True, False) reads through arrow-odbc straight into Arrow
+    buffers; "auto" uses it for the families it was checked on (PostgreSQL,
+    MySQL/MariaDB, SQLite). Its transfer buffers are bounded by
+    ``arrow_buffer_bytes``, with text and binary values up to ``max_text_size`` and
+    ``max_binary_size`` bytes; a longer value moves that read to pyodbc, losing
+    nothing. ``output_converters`` maps ODBC SQL type codes to functions decoding the
+    driver's raw bytes, for driver-specific types.
+    """
+
+    kind = "odbc"
+    connection_string: str | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        connection_string: str | None = None,
+        streams: Sequence[Stream] | None = None,
+        *,
+        db_schema: str | None = None,
+        chunk_size: int = 100_000,
+        batch_size: int = 50_000,
+        retry: RetryPolicy | Retrier | None = None,
+        fast_path: bool | str = "auto",
+        dialect: str | None = None,
+        literal_sql: bool | None = None,
+        max_text_size: int = 4096,
+        max_binary_size: int = 4096,
+        arrow_buffer_bytes: int = 64 * 2**20,
+        login_timeout: int = 10,
+        query_timeout: int = 0,
+        output_converters: Mapping[int, Any] | None = None,
+    ) -> None:
+        super().__init__(name, streams, db_schema=db_schema, chunk_size=chunk_size,
+                         batch_size=batch_size, retry=retry)
+        text = connection_string if connection_string is not None else self.connection_string
+        if not text:
+            raise ConfigurationError(
+                f"connector {self.name!r} needs an ODBC connection string "
+                "(DRIVER={...};SERVER=...;DATABASE=... or DSN=...)"
+            )
+        conn_str = ConnectionString(text)
+        data_sources = pyodbc.dataSources()
+        check_driver(conn_str, pyodbc.drivers(), data_sources)
+        guessed = conn_str.family_guess(data_sources)
+        self.conn_str = conn_str.with_defaults(FAMILY_OPTIONS.get(dialect or guessed, {}))
+        self.where = conn_str.describe()
+        self._family = dialect
+        if dialect is not None:
+            dialect_for(dialect)  # fails early on an unknown family
+        if fast_path not in (True, False, "auto"):
+            raise ConfigurationError(f"fast_path must be true, false or 'auto', not {fast_path!r}")
+        if fast_path is True and not fast_path_available():
+            raise ConfigurationError("the ODBC Arrow fast path needs the arrow-odbc package")
+        self.fast_path = fast_path
+        self.literal_sql = literal_sql
+        self.max_text_size = max_text_size
+        self.max_binary_size = max_binary_size
+        self.arrow_buffer_bytes = arrow_buffer_bytes
+        self.login_timeout = login_timeout
+        self.query_timeout = query_timeout
+        self.output_converters = dict(output_converters or {})
+        self._conn: Any = None
+        self._arrow_conn: Any = None
+
+    # -- connections --------------------------------------------------------------------
+
+    @property
+    def family(self) -> str:
+        """The database family behind the driver (connects once to ask, unless set)."""
+        if self._family is None:
+            self._family = family_of(self._connection().getinfo(pyodbc.SQL_DBMS_NAME))
+        return self._family
+
+    @property
+    def dialect(self) -> sa.Dialect:
+        return dialect_for(self.family)
+
+    @property
+    def dialect_name(self) -> str:  # type: ignore[override]
+        return self.dialect.name
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            try:
+                conn = pyodbc.connect(str(self.conn_str), autocommit=True,
+                                      timeout=self.login_timeout)
+            except pyodbc.Error as exc:
+                raise self._connect_error(exc) from None
+            family = self._family or family_of(conn.getinfo(pyodbc.SQL_DBMS_NAME))
+            converters = {**_types.OUTPUT_CONVERTERS.get(family, {}), **self.output_converters}
+            for sql_type, convert in converters.items():
+                conn.add_output_converter(sql_type, convert)
+            if self.query_timeout:
+                try:
+                    conn.timeout = self.query_timeout
+                except pyodbc.Error as exc:
+                    log.warning("%s: the driver has no query timeout (%s); queries run "
+                                "without one", self.where, redact(exc.args[-1]))
+            cursor = conn.cursor()
+            for statement in SESSION_SQL.get(family, ()):
+                cursor.execute(statement)
+            cursor.close()
+            self._conn = conn
+        return self._conn
+
+    def _connect_error(self, exc: pyodbc.Error) -> HeadwaterError:
+        state = exc.args[0] if exc.args else ""
+        if state in _DRIVER_MISSING and "driver" in str(exc).lower():
+            listing = ", ".join(repr(d) for d in pyodbc.drivers()) or "(none)"
+            return ConfigurationError(
+                f"{self.where}: the driver cannot be loaded ({redact(exc.args[-1])}); "
+                f"installed drivers: {listing}"
+            )
+        return translate_error(exc, self.where)
+
+    def _arrow_connection(self) -> Any:
+        if self._arrow_conn is None:
+            import arrow_odbc
+
+            try:
+                conn = arrow_odbc.connect(str(self.conn_str),
+                                          login_timeout_sec=self.login_timeout)
+                for statement in SESSION_SQL.get(self.family, ()):
+                    conn.execute(statement)
+            except arrow_odbc.Error as exc:
+                raise translate_error(exc, self.where) from None
+            self._arrow_conn = conn
+        return self._arrow_conn
+
+    def reset_after_failure(self) -> None:
+        """Drop both connections; the next statement reconnects."""
+        conn, self._conn, self._arrow_conn = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it may already be broken
+                conn.close()
+
+    def close(self) -> None:
+        self.reset_after_failure()
+
+    def _attempt(self, fn: Any, what: str) -> Any:
+        def attempt() -> Any:
+            try:
+                return fn(self._connection())
+            except pyodbc.Error as exc:
+                error = translate_error(exc, self.where)
+                if isinstance(error, RetriableSourceError):
+                    self.reset_after_failure()
+                raise error from None
+
+        return self.retrier.call(attempt, f"{what} on {self.where}")
+
+    # -- statements and the catalog -----------------------------------------------------
+
+    def sql_for(self, stmt: sa.Executable, *, literal: bool | None = None
+                ) -> tuple[str, list[Any]]:
+        """The SQL text and parameters this connector sends for ``stmt``."""
+        if literal is None:
+            literal = self.literal_sql
+        if literal is None:
+            literal = self.family in LITERAL_FAMILIES
+        return compile_sql(stmt, self.dialect, literal=literal)
+
+    def execute(self, stmt: sa.Executable, what: str) -> tuple[list[str], list[Sequence[Any]]]:
+        sql, params = self.sql_for(stmt)
+
+        def run(conn: Any) -> tuple[list[str], list[Sequence[Any]]]:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params)
+                names = [d[0] for d in cursor.description or ()]
+                return names, cursor.fetchall() if names else []
+            finally:
+                cursor.close()
+
+        return self._attempt(run, what)
+
+    def check(self) -> None:
+        """Connect (credentials, driver, server) and confirm every declared table exists."""
+        self._attempt(lambda conn: conn.getinfo(pyodbc.SQL_DBMS_NAME), "check")
+        for stream in self.streams:
+            self.plan(stream)
+
+    def _catalog_args(self, schema: str | None) -> dict[str, str]:
+        schema = schema or self.default_schema()
+        if not schema:
+            return {}
+        # MySQL and MariaDB call a database a catalog, and have no schemas in it.
+        return {"catalog": schema} if self.family == "mysql" else {"schema": schema}
+
+    def default_schema(self) -> str | None:
+        """The schema unqualified names resolve to, where the family has one."""
+        sql = _DEFAULT_SCHEMA_SQL.get(self.family)
+        if sql is None:
+            return self.db_schema
+        if self.db_schema:
+            return self.db_schema
+        _, rows = self.execute(sa.text(sql), "finding the default schema")
+        return rows[0][0] if rows else None
+
+    def table_names(self, schema: str | None = None) -> list[str]:
+        """Tables and views in ``schema`` (default: ``db_schema`` or the session's)."""
+        args = self._catalog_args(schema)
+
+        def names(conn: Any) -> list[str]:
+            cursor = conn.cursor()
+            try:
+                found = {r.table_name for r in cursor.tables(tableType="TABLE,VIEW", **args)}
+            finally:
+                cursor.close()
+            return sorted(found)
+
+        return self._attempt(names, "listing tables")
+
+    def odbc_columns(self, name: str, schema: str | None) -> tuple[list[_types.ODBCColumn],
+                                                                      list[str]]:
+        """The catalog's columns of table ``name`` and its primary key, in key order."""
+        args = self._catalog_args(schema)
+
+        def catalog(conn: Any) -> tuple[list[_types.ODBCColumn], list[str]]:
+            cursor = conn.cursor()
+            try:
+                # Catalog arguments are search patterns ("_" matches any character):
+                # keep exact matches only.
+                rows = [r for r in cursor.columns(table=name, **args) if r.table_name == name]
+                keys = [r for r in cursor.primaryKeys(table=name, **args)
+                        if r.table_name == name]
+            finally:
+                cursor.close()
+            rows.sort(key=lambda r: r.ordinal_position)
+            columns = [
+                _types.ODBCColumn(r.column_name, int(r.data_type), str(r.type_name or ""),
+                                  r.column_size, r.decimal_digits, bool(r.nullable))
+                for r in rows
+            ]
+            return columns, [r.column_name for r in sorted(keys, key=lambda r: r.key_seq)]
+
+        return self._attempt(catalog, f"reading the catalog for {name!r}")
+
+    def reflect_table(self, name: str, schema: str | None) -> sa.Table:
+        columns, key = self.odbc_columns(name, schema)
+        family = self.family
+        sa_columns = []
+        for column in columns:
+            kind, unknown = _types.resolve(column, family)
+            if unknown:
+                log.warning(
+                    "table %r, column %r: type %r (ODBC type %s) has no exact mapping; "
+                    "it is read as text", name, column.name, column.type_name, column.sql_type,
+                )
+            sa_columns.append(sa.Column(column.name, _types.sqlalchemy_type(kind),
+                                        key=column.name, info={"kind": kind}))
+        constraint = [sa.PrimaryKeyConstraint(*key)] if key else []
+        return sa.Table(name, sa.MetaData(), *sa_columns, *constraint, schema=schema)
+
+    # -- plans --------------------------------------------------------------------------
+
+    def plan_table(self, table: sa.Table, stream: SQLTable,
+                   primary_key: tuple[str, ...]) -> ReadPlan:
+        wanted = (
+            [(table.c[f.name], f) for f in stream.schema] if stream.schema is not None
+            else [(c, pa.field(c.name, c.info["kind"].arrow)) for c in table.columns]
+        )
+        columns, converters, transport, guids = [], [], [], set()
+        for column, arrow_field in wanted:
+            kind: _types.ColumnType = column.info["kind"]
+            if kind.how == _types.DECIMAL_TEXT:
+                columns.append(sa.cast(column, sa.Text).label(column.name))
+                converters.append(decimal_from_text_converter(arrow_field))
+            elif kind.how == _types.NUMERIC_TEXT:
+                columns.append(sa.cast(sa.cast(column, sa.Numeric), sa.Text).label(column.name))
+                converters.append(decimal_from_text_converter(arrow_field))
+            elif kind.how == _types.UNKNOWN_TEXT:
+                columns.append(sa.cast(column, sa.UnicodeText).label(column.name))
+                converters.append(plain_converter(arrow_field))
+            elif kind.guid:
+                columns.append(column)
+                converters.append(_guid_converter(arrow_field))
+                guids.add(column.name)
+            else:
+                columns.append(column)
+                converters.append(plain_converter(arrow_field))
+            transport.append(_transport_field(arrow_field, text=kind.how != _types.NATIVE))
+        plan = ODBCReadPlan(
+            table, columns, pa.schema([f for _, f in wanted]), tuple(primary_key),
+            stream.cursor_field, converters, transport=pa.schema(transport),
+            guid_columns=frozenset(guids),
+        )
+        plan.fast = self._fast_path_for(plan)
+        return plan
+
+    def plan_query(self, source: sa.FromClause, schema: pa.Schema,
+                   stream: SQLQuery) -> ReadPlan:
+        plan = ODBCReadPlan(
+            source, [source.c[n] for n in schema.names], schema, tuple(stream.primary_key),
+            stream.cursor_field, [plain_converter(f) for f in schema],
+            transport=pa.schema([_transport_field(f) for f in schema]),
+        )
+        plan.fast = self._fast_path_for(plan)
+        return plan
+
+    def _fast_path_for(self, plan: ReadPlan) -> bool:
+        if self.fast_path is False or (self.fast_path == "auto" and not fast_path_available()):
+            return False
+        if self.fast_path == "auto" and self.family not in FAST_PATH_FAMILIES:
+            return False
+        # Keyset values go into the fast path's SQL as literals; binary ones are
+        # read on pyodbc, where they are bound as parameters.
+        return not plan.has_binary_key()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def fetch(self, stmt: sa.Select, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
+        """Run one chunk query and yield its rows as batches of the plan's schema."""
+        if isinstance(plan, ODBCReadPlan) and plan.fast:
+            yield from self._fetch_arrow(stmt, plan)
+        else:
+            yield from self._fetch_rows(stmt, plan)
+
+    def _fetch_rows(self, stmt: sa.Select, plan: ReadPlan, skip: int = 0
+                    ) -> Iterator[pa.RecordBatch]:
+        sql, params = self.sql_for(stmt)
+        try:
+            cursor = self._connection().cursor()
+        except pyodbc.Error as exc:
+            raise translate_error(exc, self.where) from None
+        try:
+            cursor.execute(sql, params)
+            if skip:
+                cursor.fetchmany(skip)
+            while rows := cursor.fetchmany(self.batch_size):
+                yield plan.rows_to_batch(rows)
+        finally:
+            with contextlib.suppress(pyodbc.Error):
+                cursor.close()
+
+    def _fetch_arrow(self, stmt: sa.Select, plan: ODBCReadPlan) -> Iterator[pa.RecordBatch]:
+        import arrow_odbc
+
+        sql, _ = self.sql_for(stmt, literal=True)
+        delivered = 0
+        try:
+            reader = self._arrow_connection().read_arrow_batches(
+                sql, batch_size=self.batch_size, schema=plan.transport,
+                max_text_size=self.max_text_size, max_binary_size=self.max_binary_size,
+                max_bytes_per_batch=self.arrow_buffer_bytes, fetch_concurrently=False,
+                query_timeout_sec=self.query_timeout or None,
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    out = self._conform(batch, plan)
+                    delivered += batch.num_rows
+                    yield out
+        except arrow_odbc.Error as exc:
+            if _TRUNCATED not in str(exc):
+                raise
+            log.warning(
+                "%s: a value is longer than the fast path's buffers (max_text_size=%d, "
+                "max_binary_size=%d bytes); reading this stream through pyodbc instead",
+                self.where, self.max_text_size, self.max_binary_size,
+            )
+            plan.fast = False
+            yield from self._fetch_rows(stmt, plan, skip=delivered)
+
+    @staticmethod
+    def _conform(batch: pa.RecordBatch, plan: ODBCReadPlan) -> pa.RecordBatch:
+        if plan.guid_columns:
+            arrays = [pc.utf8_lower(column) if name in plan.guid_columns else column
+                      for name, column in zip(batch.schema.names, batch.columns, strict=True)]
+            batch = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+        return conform(batch, plan.schema)
+
+
+def _transport_field(arrow_field: pa.Field, *, text: bool = False) -> pa.Field:
+    """The type arrow-odbc binds for a column (it has no large or zoned types)."""
+    t = arrow_field.type
+    if text or pa.types.is_large_string(t) or pa.types.is_decimal256(t):
+        return arrow_field.with_type(pa.string())
+    if pa.types.is_large_binary(t):
+        return arrow_field.with_type(pa.binary())
+    if pa.types.is_timestamp(t) and t.tz is not None:
+        return arrow_field.with_type(pa.timestamp(t.unit))
+    return arrow_field
+
+
+def _guid_converter(arrow_field: pa.Field) -> Any:
+    plain = plain_converter(arrow_field)
+
+    def convert(values: Sequence[Any]) -> pa.Array:
+        return plain([None if v is None else str(v).lower() for v in values])
+
+    return convert
