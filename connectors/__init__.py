@@ -18,6 +18,7 @@ from ._redaction import RedactingFilter, redact, register_secret
 from ._retry import NO_RETRY, Retrier, RetryPolicy
 from ._state import checkpoint_of, dumps_state, loads_state, with_checkpoint, without_checkpoint
 from ._stream import Stream, stream_name_for
+from .odbc import ODBCConnector
 from .sql import SQLConnector, SQLQuery, SQLTable
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "HeadwaterError",
     "Incremental",
     "MissingCursor",
+    "ODBCConnector",
     "RecordBatcher",
     "RedactingFilter",
     "RetriableSourceError",

@@ -24,6 +24,7 @@ from connectors import (
     ConfigurationError,
     Connector,
     Incremental,
+    ODBCConnector,
     RetryPolicy,
     SQLConnector,
     SQLQuery,
@@ -157,7 +158,8 @@ def _retry(spec: dict[str, Any]) -> RetryPolicy:
 def build_connector(name: str, spec: dict[str, Any]) -> Connector:
     """Instantiate the connector configured as ``[connectors.<name>]``.
 
-    ``kind = "sql"`` builds an :class:`SQLConnector`; ``class = "package.module:Name"``
+    ``kind = "sql"`` builds an :class:`SQLConnector` from ``url``; ``kind = "odbc"`` an
+    :class:`ODBCConnector` from ``connection_string``; ``class = "package.module:Name"``
     builds a user's subclass, passing the remaining keys as keyword arguments.
     """
     spec = dict(spec)
@@ -169,17 +171,27 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
             raise ConfigurationError(f"connector {name!r}: cannot load class ({exc})") from exc
         return cls(name=name, **spec)
     kind = spec.get("kind", "sql")
-    if kind != "sql":
-        raise ConfigurationError(f"connector {name!r}: unknown kind {kind!r}; known kinds: sql")
-    if "url" not in spec:
-        _missing(name, "url", "SQL connectors")
-    return SQLConnector(
-        name,
-        spec["url"],
-        [_sql_stream(name, s) for s in spec.get("streams", [])],
-        db_schema=spec.get("schema"),
-        chunk_size=int(spec.get("chunk_size", 100_000)),
-        batch_size=int(spec.get("batch_size", 50_000)),
-        retry=_retry(spec),
-        fast_path=spec.get("fast_path", "auto"),
+    common: dict[str, Any] = {
+        "db_schema": spec.get("schema"),
+        "chunk_size": int(spec.get("chunk_size", 100_000)),
+        "batch_size": int(spec.get("batch_size", 50_000)),
+        "retry": _retry(spec),
+        "fast_path": spec.get("fast_path", "auto"),
+    }
+    streams = [_sql_stream(name, s) for s in spec.get("streams", [])]
+    if kind == "sql":
+        if "url" not in spec:
+            _missing(name, "url", "SQL connectors")
+        return SQLConnector(name, spec["url"], streams, **common)
+    if kind == "odbc":
+        if "connection_string" not in spec:
+            _missing(name, "connection_string", "ODBC connectors")
+        options = {k: spec[k] for k in _ODBC_OPTIONS if k in spec}
+        return ODBCConnector(name, spec["connection_string"], streams, **common, **options)
+    raise ConfigurationError(
+        f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc"
     )
+
+
+_ODBC_OPTIONS = ("dialect", "literal_sql", "max_text_size", "max_binary_size",
+                 "login_timeout", "query_timeout")

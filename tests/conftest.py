@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors import Incremental, SQLConnector, SQLTable
+from connectors.odbc import ODBCConnector
 from pipelines.estate.erp import build_erp
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -38,6 +39,21 @@ class LiveDatabase:
 
     def connector(self, streams=ERP_STREAMS, **options) -> SQLConnector:
         return SQLConnector("erp", self.url, streams, db_schema=self.schema, **options)
+
+    @property
+    def odbc_connection_string(self) -> str:
+        """The same database through the machine's ODBC driver for its backend."""
+        if self.backend == "sqlite":
+            return f"Driver={{SQLite3}};Database={self.engine.url.database}"
+        if self.backend == "postgresql":
+            return ("Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;"
+                    "Uid=postgres;Pwd=")
+        return (f"Driver={{MariaDB Unicode}};Server=127.0.0.1;Port=3306;"
+                f"Database={self.engine.url.database};Uid=root;Pwd=")
+
+    def odbc(self, streams=ERP_STREAMS, **options) -> ODBCConnector:
+        return ODBCConnector("erp", self.odbc_connection_string, streams,
+                             db_schema=self.schema, **options)
 
     def table(self, name: str) -> str:
         """A name usable in raw SQL written by a test, quoted by the dialect."""

@@ -131,3 +131,44 @@ def test_progress_lines_on_long_reads(tmp_path: Path) -> None:
     result = headwater(tmp_path, "demo", "--orders", "60000")
     assert result.returncode == 0, result.stderr
     assert "rows/s" in result.stderr
+
+
+def test_an_odbc_source_is_configured_and_run(demo_dir: Path, tmp_path: Path) -> None:
+    erp = demo_dir / ".headwater" / "erp.sqlite"
+    (tmp_path / "headwater.toml").write_text(
+        '[warehouse]\nurl = "duckdb:///.headwater/warehouse.duckdb"\n\n'
+        "[connectors.erp]\n"
+        'kind = "odbc"\n'
+        f'connection_string = "Driver={{SQLite3}};Database={erp}"\n'
+        "chunk_size = 500\n"
+        "[[connectors.erp.streams]]\n"
+        'name = "orders"\ntable = "orders"\ncursor = "updated_at"\n'
+        "[[connectors.erp.streams]]\n"
+        'name = "order_lines"\ntable = "ORDER LINES"\ncursor = "updated_at"\n'
+    )
+    first = headwater(tmp_path, "run")
+    assert first.returncode == 0, first.stderr
+    expected = source_counts(demo_dir)
+    assert landed(tmp_path) == {t: expected[t] for t in ("raw_erp__orders",
+                                                         "raw_erp__order_lines")}
+    again = headwater(tmp_path, "run")
+    assert again.returncode == 0 and "no new rows" in again.stdout + again.stderr
+
+
+@pytest.mark.mariadb
+def test_an_odbc_password_from_the_environment_never_reaches_the_output(tmp_path: Path
+                                                                        ) -> None:
+    secret = "Odbc-Zebra-Crossing-42"
+    (tmp_path / "headwater.toml").write_text(
+        '[warehouse]\nurl = "duckdb:///w.duckdb"\n\n'
+        "[connectors.erp]\n"
+        'kind = "odbc"\n'
+        'connection_string = "Driver={MariaDB Unicode};Server=127.0.0.1;Port=3306;'
+        'Database=test;Uid=nobody;Pwd=${ERP_PASSWORD}"\n'
+        "retry = { max_attempts = 2, base_delay = 0 }\n"
+    )
+    result = headwater(tmp_path, "--config", "headwater.toml", "check",
+                       env={"ERP_PASSWORD": secret, "HEADWATER_LOG_LEVEL": "DEBUG"})
+    assert result.returncode == 1
+    assert secret not in result.stdout + result.stderr
+    assert "authentication failed" in result.stderr and "127.0.0.1:3306" in result.stderr

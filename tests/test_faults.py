@@ -15,6 +15,7 @@ from connectors import (
     SQLConnector,
     SQLTable,
 )
+from connectors.odbc import ODBCConnector
 from pipelines.runner import run_stream
 from pipelines.warehouse import DuckDBWarehouse
 from tests.conftest import PG_URL
@@ -47,11 +48,24 @@ def kill_source_backends() -> int:
     return killed
 
 
-def connector_for(db, retry, fast_path) -> SQLConnector:
-    url = f"{PG_URL}?application_name={APP}"
-    return SQLConnector("src", url, [SQLTable(name="items", table="items")],
-                        db_schema=db.schema, chunk_size=1000, batch_size=500,
-                        retry=retry, fast_path=fast_path)
+PG_ODBC = ("Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Database=test;"
+           f"Uid=postgres;Pwd=;pqopt={{application_name={APP}}}")
+# Each way of reading the source: the SQL connector (ADBC fast path, SQLAlchemy) and the
+# ODBC connector (arrow-odbc fast path, pyodbc).
+READERS = pytest.mark.parametrize(
+    "reader", [("sql", True), ("sql", False), ("odbc", True), ("odbc", False)],
+    ids=["sql-adbc", "sql-generic", "odbc-arrow", "odbc-pyodbc"],
+)
+
+
+def connector_for(db, retry, reader) -> SQLConnector | ODBCConnector:
+    kind, fast_path = reader
+    options = {"db_schema": db.schema, "chunk_size": 1000, "batch_size": 500,
+               "retry": retry, "fast_path": fast_path}
+    streams = [SQLTable(name="items", table="items")]
+    if kind == "odbc":
+        return ODBCConnector("src", PG_ODBC, streams, **options)
+    return SQLConnector("src", f"{PG_URL}?application_name={APP}", streams, **options)
 
 
 def assert_exactly_the_source_rows(warehouse) -> None:
@@ -63,10 +77,10 @@ def assert_exactly_the_source_rows(warehouse) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("fast_path", [True, False], ids=["arrow", "generic"])
+@READERS
 @pytest.mark.parametrize("kill_at_commit", [1, 4, 8])
 def test_backend_killed_mid_read_is_retried_from_the_checkpoint(
-    big_pg_table, tmp_path, fast_path, kill_at_commit
+    big_pg_table, tmp_path, reader, kill_at_commit
 ) -> None:
     retries: list[int] = []
     retrier = Retrier(RetryPolicy(max_attempts=4, base_delay=0.01),
@@ -77,7 +91,7 @@ def test_backend_killed_mid_read_is_retried_from_the_checkpoint(
         if result.commits == kill_at_commit:
             killed.append(kill_source_backends())
 
-    with connector_for(big_pg_table, retrier, fast_path) as connector, \
+    with connector_for(big_pg_table, retrier, reader) as connector, \
             DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
         result = run_stream(connector, "items", warehouse, commit_rows=1000, on_batch=kill)
         assert killed and killed[0] >= 1, "no source backend was running to kill"
@@ -87,21 +101,21 @@ def test_backend_killed_mid_read_is_retried_from_the_checkpoint(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("fast_path", [True, False], ids=["arrow", "generic"])
+@READERS
 @pytest.mark.parametrize("kill_at_commit", [2, 7])
-def test_killed_run_resumes_mid_table_on_rerun(big_pg_table, tmp_path, fast_path,
+def test_killed_run_resumes_mid_table_on_rerun(big_pg_table, tmp_path, reader,
                                                kill_at_commit) -> None:
     def kill(result) -> None:
         if result.commits == kill_at_commit:
             kill_source_backends()
 
     with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
-        with connector_for(big_pg_table, NO_RETRY, fast_path) as connector, \
+        with connector_for(big_pg_table, NO_RETRY, reader) as connector, \
                 pytest.raises(RetriableSourceError, match="after 1 attempt"):
             run_stream(connector, "items", warehouse, commit_rows=1000, on_batch=kill)
         landed = warehouse.row_count("raw_src__items")
         assert 0 < landed < ROWS
-        with connector_for(big_pg_table, NO_RETRY, fast_path) as connector:
+        with connector_for(big_pg_table, NO_RETRY, reader) as connector:
             rerun = run_stream(connector, "items", warehouse, commit_rows=1000)
         assert rerun.rows == ROWS - landed, "the rerun did not start at the checkpoint"
         assert_exactly_the_source_rows(warehouse)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import connectors
+import connectors.odbc
 import connectors.sql
 import connectors.testing
 import pipelines.warehouse
@@ -11,7 +12,8 @@ PINNED = {
     connectors: [
         "NO_RETRY", "AuthenticationError", "ConfigurationError", "Connector",
         "DataContractError", "HeadwaterError", "Incremental", "MissingCursor",
-        "RecordBatcher", "RedactingFilter", "Retrier", "RetriableSourceError", "RetryPolicy",
+        "ODBCConnector", "RecordBatcher", "RedactingFilter", "Retrier", "RetriableSourceError",
+        "RetryPolicy",
         "SQLConnector", "SQLQuery", "SQLTable", "SkippableRecordError", "Stream", "Window",
         "batch_records", "checkpoint_of", "dumps_state", "loads_state", "redact",
         "register_secret", "stream_name_for", "with_checkpoint", "without_checkpoint",
@@ -19,6 +21,11 @@ PINNED = {
     connectors.sql: [
         "ReadPlan", "SQLConnector", "SQLQuery", "SQLTable", "after_key", "arrow_type",
         "chunk_select", "create_source_engine", "describe_url", "translate_error",
+    ],
+    connectors.odbc: [
+        "ANSIDialect", "ConnectionString", "ODBCColumn", "ODBCConnector", "ODBCReadPlan",
+        "column_type", "compile_sql", "datetimeoffset", "dialect_for", "family_of",
+        "fast_path_available", "graphic", "graphic_decoder",
     ],
     connectors.testing: ["ConnectorConformance", "conformance_suite", "keys_of", "read_all"],
     pipelines.warehouse: [

@@ -159,7 +159,8 @@ def _victim(db) -> sa.Table:
     return victim
 
 
-def test_injection_shaped_table_name_is_quoted_harmlessly(live_db, warehouse) -> None:
+@pytest.mark.parametrize("through", ["sqlalchemy", "odbc"])
+def test_injection_shaped_table_name_is_quoted_harmlessly(live_db, warehouse, through) -> None:
     _victim(live_db)
     shaped = sa.Table(INJECTION, sa.MetaData(),
                       sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
@@ -167,7 +168,8 @@ def test_injection_shaped_table_name_is_quoted_harmlessly(live_db, warehouse) ->
     shaped.create(live_db.engine)
     with live_db.engine.begin() as conn:
         conn.execute(shaped.insert(), [{"id": 1}, {"id": 2}])
-    with live_db.connector([SQLTable(name="shaped", table=INJECTION)]) as connector:
+    make = live_db.odbc if through == "odbc" else live_db.connector
+    with make([SQLTable(name="shaped", table=INJECTION)]) as connector:
         assert run_stream(connector, "shaped", warehouse).rows == 2
     assert sa.inspect(live_db.engine).has_table("y", schema=live_db.schema)
 

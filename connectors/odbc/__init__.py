@@ -3,7 +3,7 @@
 from ._connection import ConnectionString
 from ._connector import ODBCConnector, ODBCReadPlan, fast_path_available
 from ._dialects import ANSIDialect, compile_sql, dialect_for, family_of
-from ._types import ODBCColumn, column_type, datetimeoffset, graphic
+from ._types import ODBCColumn, column_type, datetimeoffset, graphic, graphic_decoder
 
 __all__ = [
     "ANSIDialect",
@@ -18,4 +18,5 @@ __all__ = [
     "family_of",
     "fast_path_available",
     "graphic",
+    "graphic_decoder",
 ]

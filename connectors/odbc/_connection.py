@@ -33,6 +33,9 @@ def parse(connection_string: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     pos, text = 0, connection_string.strip()
     while pos < len(text):
+        if text[pos] in "; \t":  # empty segments, as left by joining strings
+            pos += 1
+            continue
         match = _PAIR.match(text, pos)
         if match is None or match.end() == pos:
             raise ConfigurationError(
@@ -106,7 +109,8 @@ class ConnectionString:
 
     def family_guess(self, data_sources: Mapping[str, str]) -> str:
         """The database family the driver (or the DSN's driver) names; ``"ansi"`` if none."""
-        name = self.driver or data_sources.get(self.dsn or "", "") or self.dsn or ""
+        sources = {k.lower(): v for k, v in data_sources.items()}
+        name = self.driver or sources.get((self.dsn or "").lower(), "") or self.dsn or ""
         return family_of(name)
 
 
@@ -116,14 +120,15 @@ def check_driver(connection: ConnectionString, installed: list[str],
     driver = connection.driver
     if driver is not None:
         is_path = "/" in driver or "\\" in driver or driver.endswith((".so", ".dll", ".dylib"))
-        if not is_path and driver not in installed:
+        # unixODBC, like Windows, matches driver and DSN names in any case.
+        if not is_path and driver.lower() not in {d.lower() for d in installed}:
             listing = ", ".join(repr(d) for d in installed) or "(none)"
             raise ConfigurationError(
                 f"ODBC driver {driver!r} is not installed; installed drivers: {listing} "
                 "(see odbcinst -q -d)"
             )
     elif connection.dsn is not None:
-        if connection.dsn not in data_sources:
+        if connection.dsn.lower() not in {d.lower() for d in data_sources}:
             listing = ", ".join(repr(d) for d in sorted(data_sources)) or "(none)"
             raise ConfigurationError(
                 f"ODBC data source {connection.dsn!r} is not defined; defined data sources: "

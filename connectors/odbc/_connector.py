@@ -55,6 +55,7 @@ class ODBCReadPlan(ReadPlan):
 
     transport: pa.Schema | None = None  # the types arrow-odbc binds buffers for
     guid_columns: frozenset[str] = field(default_factory=frozenset)
+    text_columns: frozenset[str] = field(default_factory=frozenset)  # parsed from text
     fast: bool = False
 
 
@@ -137,6 +138,8 @@ class ODBCConnector(RelationalConnector):
         self.output_converters = dict(output_converters or {})
         self._conn: Any = None
         self._arrow_conn: Any = None
+        self._converters: dict[int, Any] = {}
+        self._converting = False
 
     # -- connections --------------------------------------------------------------------
 
@@ -163,9 +166,9 @@ class ODBCConnector(RelationalConnector):
             except pyodbc.Error as exc:
                 raise self._connect_error(exc) from None
             family = self._family or family_of(conn.getinfo(pyodbc.SQL_DBMS_NAME))
-            converters = {**_types.OUTPUT_CONVERTERS.get(family, {}), **self.output_converters}
-            for sql_type, convert in converters.items():
-                conn.add_output_converter(sql_type, convert)
+            self._converters = {**_types.OUTPUT_CONVERTERS.get(family, {}),
+                                **self.output_converters}
+            self._converting = False
             if self.query_timeout:
                 try:
                     conn.timeout = self.query_timeout
@@ -178,6 +181,18 @@ class ODBCConnector(RelationalConnector):
             cursor.close()
             self._conn = conn
         return self._conn
+
+    def _cursor(self, *, data: bool) -> Any:
+        """A cursor for data (output converters on) or for the catalog (off, so that a
+        converter never rewrites the names of tables and columns)."""
+        conn = self._connection()
+        if data != self._converting and self._converters:
+            conn.clear_output_converters()
+            if data:
+                for sql_type, convert in self._converters.items():
+                    conn.add_output_converter(sql_type, convert)
+        self._converting = data
+        return conn.cursor()
 
     def _connect_error(self, exc: pyodbc.Error) -> HeadwaterError:
         state = exc.args[0] if exc.args else ""
@@ -216,7 +231,7 @@ class ODBCConnector(RelationalConnector):
     def _attempt(self, fn: Any, what: str) -> Any:
         def attempt() -> Any:
             try:
-                return fn(self._connection())
+                return fn()
             except pyodbc.Error as exc:
                 error = translate_error(exc, self.where)
                 if isinstance(error, RetriableSourceError):
@@ -239,8 +254,8 @@ class ODBCConnector(RelationalConnector):
     def execute(self, stmt: sa.Executable, what: str) -> tuple[list[str], list[Sequence[Any]]]:
         sql, params = self.sql_for(stmt)
 
-        def run(conn: Any) -> tuple[list[str], list[Sequence[Any]]]:
-            cursor = conn.cursor()
+        def run() -> tuple[list[str], list[Sequence[Any]]]:
+            cursor = self._cursor(data=True)
             try:
                 cursor.execute(sql, params)
                 names = [d[0] for d in cursor.description or ()]
@@ -252,7 +267,7 @@ class ODBCConnector(RelationalConnector):
 
     def check(self) -> None:
         """Connect (credentials, driver, server) and confirm every declared table exists."""
-        self._attempt(lambda conn: conn.getinfo(pyodbc.SQL_DBMS_NAME), "check")
+        self._attempt(lambda: self._connection().getinfo(pyodbc.SQL_DBMS_NAME), "check")
         for stream in self.streams:
             self.plan(stream)
 
@@ -277,8 +292,8 @@ class ODBCConnector(RelationalConnector):
         """Tables and views in ``schema`` (default: ``db_schema`` or the session's)."""
         args = self._catalog_args(schema)
 
-        def names(conn: Any) -> list[str]:
-            cursor = conn.cursor()
+        def names() -> list[str]:
+            cursor = self._cursor(data=False)
             try:
                 found = {r.table_name for r in cursor.tables(tableType="TABLE,VIEW", **args)}
             finally:
@@ -292,8 +307,8 @@ class ODBCConnector(RelationalConnector):
         """The catalog's columns of table ``name`` and its primary key, in key order."""
         args = self._catalog_args(schema)
 
-        def catalog(conn: Any) -> tuple[list[_types.ODBCColumn], list[str]]:
-            cursor = conn.cursor()
+        def catalog() -> tuple[list[_types.ODBCColumn], list[str]]:
+            cursor = self._cursor(data=False)
             try:
                 # Catalog arguments are search patterns ("_" matches any character):
                 # keep exact matches only.
@@ -336,7 +351,7 @@ class ODBCConnector(RelationalConnector):
             [(table.c[f.name], f) for f in stream.schema] if stream.schema is not None
             else [(c, pa.field(c.name, c.info["kind"].arrow)) for c in table.columns]
         )
-        columns, converters, transport, guids = [], [], [], set()
+        columns, converters, transport, guids, parsed = [], [], [], set(), set()
         for column, arrow_field in wanted:
             kind: _types.ColumnType = column.info["kind"]
             if kind.how == _types.DECIMAL_TEXT:
@@ -345,6 +360,14 @@ class ODBCConnector(RelationalConnector):
             elif kind.how == _types.NUMERIC_TEXT:
                 columns.append(sa.cast(sa.cast(column, sa.Numeric), sa.Text).label(column.name))
                 converters.append(decimal_from_text_converter(arrow_field))
+            elif kind.how == _types.TEXT_VALUE:
+                # SQLite prints a null as "0": keep nulls out of printf.
+                text = (sa.case((column.is_(None), sa.null()),
+                                else_=sa.func.printf("%!.17g", column))
+                        if pa.types.is_floating(kind.arrow) else sa.cast(column, sa.Text))
+                columns.append(text.label(column.name))
+                converters.append(_text_value_converter(arrow_field))
+                parsed.add(column.name)
             elif kind.how == _types.UNKNOWN_TEXT:
                 columns.append(sa.cast(column, sa.UnicodeText).label(column.name))
                 converters.append(plain_converter(arrow_field))
@@ -359,7 +382,7 @@ class ODBCConnector(RelationalConnector):
         plan = ODBCReadPlan(
             table, columns, pa.schema([f for _, f in wanted]), tuple(primary_key),
             stream.cursor_field, converters, transport=pa.schema(transport),
-            guid_columns=frozenset(guids),
+            guid_columns=frozenset(guids), text_columns=frozenset(parsed),
         )
         plan.fast = self._fast_path_for(plan)
         return plan
@@ -396,7 +419,7 @@ class ODBCConnector(RelationalConnector):
                     ) -> Iterator[pa.RecordBatch]:
         sql, params = self.sql_for(stmt)
         try:
-            cursor = self._connection().cursor()
+            cursor = self._cursor(data=True)
         except pyodbc.Error as exc:
             raise translate_error(exc, self.where) from None
         try:
@@ -439,23 +462,35 @@ class ODBCConnector(RelationalConnector):
 
     @staticmethod
     def _conform(batch: pa.RecordBatch, plan: ODBCReadPlan) -> pa.RecordBatch:
-        if plan.guid_columns:
-            arrays = [pc.utf8_lower(column) if name in plan.guid_columns else column
-                      for name, column in zip(batch.schema.names, batch.columns, strict=True)]
-            batch = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+        if plan.guid_columns or plan.text_columns:
+            arrays = []
+            for target, column in zip(plan.schema, batch.columns, strict=True):
+                if target.name in plan.guid_columns:
+                    column = pc.utf8_lower(column)
+                elif target.name in plan.text_columns:
+                    column = _types.parse_text(column, target)
+                arrays.append(column)
+            batch = pa.RecordBatch.from_arrays(arrays, names=plan.schema.names)
         return conform(batch, plan.schema)
 
 
 def _transport_field(arrow_field: pa.Field, *, text: bool = False) -> pa.Field:
-    """The type arrow-odbc binds for a column (it has no large or zoned types)."""
+    """The type arrow-odbc binds for a column (it has no large, zoned or uint64 types)."""
     t = arrow_field.type
-    if text or pa.types.is_large_string(t) or pa.types.is_decimal256(t):
+    if text or pa.types.is_large_string(t) or pa.types.is_decimal256(t) or pa.types.is_uint64(t):
         return arrow_field.with_type(pa.string())
     if pa.types.is_large_binary(t):
         return arrow_field.with_type(pa.binary())
     if pa.types.is_timestamp(t) and t.tz is not None:
         return arrow_field.with_type(pa.timestamp(t.unit))
     return arrow_field
+
+
+def _text_value_converter(arrow_field: pa.Field) -> Any:
+    def convert(values: Sequence[Any]) -> pa.Array:
+        return _types.parse_text(pa.array(values, type=pa.string()), arrow_field)
+
+    return convert
 
 
 def _guid_converter(arrow_field: pa.Field) -> Any:

@@ -47,8 +47,10 @@ _SQLITE_DECIMAL = re.compile(r"^\s*(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*
 # How a column is selected: as it is; as text parsed into an exact decimal (SQLite has
 # no decimal storage); cast to NUMERIC, then text (PostgreSQL ``money``, which prints
 # with the locale's currency sign); or cast to text because its type is not in the table.
-NATIVE, DECIMAL_TEXT, NUMERIC_TEXT, UNKNOWN_TEXT = (
-    "native", "decimal_text", "numeric_text", "unknown_text")
+# TEXT_VALUE: read as text, then parsed: TIME (ODBC's TIME struct has no fractions of a
+# second) and SQLite floats (its driver prints them with 15 digits; they come as 17).
+NATIVE, DECIMAL_TEXT, NUMERIC_TEXT, UNKNOWN_TEXT, TEXT_VALUE = (
+    "native", "decimal_text", "numeric_text", "unknown_text", "text_value")
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,12 @@ def _sqlite_type(column: ODBCColumn) -> ColumnType | None:
 def column_type(column: ODBCColumn, family: str) -> ColumnType | None:
     """The Arrow type for ``column`` on ``family``; ``None`` if the type is unknown."""
     name = column.type_name.lower()
-    if family == "sqlite" and (found := _sqlite_type(column)) is not None:
-        return found
+    if family == "sqlite":
+        found = _sqlite_type(column)
+        if found is None and column.sql_type in (SQL_REAL, SQL_FLOAT, SQL_DOUBLE):
+            found = ColumnType(pa.float64(), TEXT_VALUE)  # SQLite's REAL is 8 bytes
+        if found is not None:
+            return found
     if name in _MONEY:
         how = {"sqlite": DECIMAL_TEXT, "postgresql": NUMERIC_TEXT}.get(family, NATIVE)
         return ColumnType(_MONEY[name], how)
@@ -121,8 +127,11 @@ def _by_code(column: ODBCColumn, family: str) -> ColumnType | None:
         return ColumnType(pa.float64())  # ODBC's FLOAT is double precision
     if code in (SQL_TYPE_DATE, SQL_DATETIME):
         return ColumnType(pa.date32())
-    if code in (SQL_TYPE_TIME, SQL_SS_TIME2):
+    if code == SQL_SS_TIME2:
         return ColumnType(pa.time64("us"))
+    if code == SQL_TYPE_TIME:
+        # ODBC's TIME struct has no fractions of a second: read the time as text.
+        return ColumnType(pa.time64("us"), TEXT_VALUE)
     if code == SQL_TYPE_TIMESTAMP:
         return ColumnType(pa.timestamp("us"))
     if code == SQL_SS_TIMESTAMPOFFSET:
@@ -144,6 +153,14 @@ def resolve(column: ODBCColumn, family: str) -> tuple[ColumnType, bool]:
     if found is None:
         return ColumnType(pa.large_string(), UNKNOWN_TEXT), True
     return found, False
+
+
+def parse_text(values: pa.Array, field: pa.Field) -> pa.Array:
+    """Text read for a ``TEXT_VALUE`` column into the column's type."""
+    if pa.types.is_time(field.type):
+        times = [None if v is None else dt.time.fromisoformat(v) for v in values.to_pylist()]
+        return pa.array(times, type=field.type)
+    return values.cast(field.type)
 
 
 def sqlalchemy_type(kind: ColumnType) -> sa.types.TypeEngine:
@@ -182,14 +199,21 @@ def datetimeoffset(raw: bytes | None) -> dt.datetime | None:
                        tzinfo=dt.timezone(offset))
 
 
-def graphic(raw: bytes | None) -> str | None:
-    """DB2 ``GRAPHIC``/``VARGRAPHIC``/``DBCLOB``: double-byte (UTF-16) characters."""
-    if raw is None:
-        return None
-    # DB2 keeps graphic data as big-endian UTF-16; some clients hand it over in the
-    # machine's order. Latin text shows which: its zero bytes are the high halves.
-    little = raw[1::2].count(0) > raw[0::2].count(0)
-    return raw.decode("utf-16-le" if little else "utf-16-be")
+def graphic_decoder(byteorder: str = "big") -> Callable[[bytes | None], str | None]:
+    """A decoder for DB2 ``GRAPHIC``/``VARGRAPHIC``/``DBCLOB`` raw data (UTF-16).
+
+    DB2 keeps graphic data as big-endian UTF-16; pass ``byteorder="little"`` for a
+    client that hands it over in the machine's order.
+    """
+    encoding = {"big": "utf-16-be", "little": "utf-16-le"}[byteorder]
+
+    def decode(raw: bytes | None) -> str | None:
+        return None if raw is None else raw.decode(encoding)
+
+    return decode
+
+
+graphic = graphic_decoder("big")
 
 
 Converter = Callable[[bytes | None], object]

@@ -171,9 +171,11 @@ def _empty(schema: pa.Schema) -> pa.RecordBatch:
 def _is_source_failure(exc: BaseException) -> bool:
     """Errors raised by talking to the source, as opposed to bugs or contract breaks.
 
-    The fast path raises ADBC's own DBAPI errors, not SQLAlchemy-wrapped ones.
+    The fast paths raise their drivers' own errors (ADBC, arrow-odbc), not
+    SQLAlchemy-wrapped ones.
     """
     if isinstance(exc, sa_exc.SQLAlchemyError | RetriableSourceError | OSError):
         return True
     module = type(exc).__module__ or ""
-    return module.startswith(("adbc_driver", "psycopg", "pymysql", "sqlite3", "pyodbc"))
+    return module.startswith(("adbc_driver", "arrow_odbc", "psycopg", "pymysql", "sqlite3",
+                              "pyodbc"))

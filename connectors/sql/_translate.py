@@ -44,11 +44,21 @@ _CONFIG_TEXT = re.compile(
     re.IGNORECASE,
 )
 _SQLSTATE_SHAPE = re.compile(r"^[0-9A-Z]{5}$")
+# arrow-odbc reports the driver's diagnostic in its message: "State: 57P01, Native ...".
+_SQLSTATE_IN_TEXT = re.compile(r"\bState: ([0-9A-Z]{5})\b")
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    args = getattr(exc, "args", ())
+    # pyodbc: ('08001', '[08001] [driver] message (native code) (SQLDriverConnect)')
+    text = args[1] if len(args) == 2 and all(isinstance(a, str) for a in args) else str(exc)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # arrow-odbc puts the driver's message on the line after "ODBC emitted an error".
+    if lines[0].startswith("ODBC emitted an error") and len(lines) > 1:
+        return lines[1].strip()
+    return lines[0]
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -63,7 +73,8 @@ def _sqlstate(exc: BaseException) -> str | None:
     args = getattr(exc, "args", ())
     if args and isinstance(args[0], str) and _SQLSTATE_SHAPE.match(args[0]):
         return args[0]
-    return None
+    found = _SQLSTATE_IN_TEXT.search(str(exc))
+    return found.group(1) if found else None
 
 
 def _mysql_code(exc: BaseException) -> int | None:
