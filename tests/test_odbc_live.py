@@ -185,17 +185,19 @@ def _typed_table(db) -> tuple[sa.Table, dict, dict]:
     return table, row, expected
 
 
-def test_legacy_types_arrive_exactly_on_both_paths(live_db, caplog) -> None:
+def test_legacy_types_arrive_exactly_on_both_paths(live_db) -> None:
     _, row, expected = _typed_table(live_db)
     stream = [SQLTable(name="typed", table="typed")]
     tables = []
     for fast in (True, False):
-        with caplog.at_level(logging.WARNING, "headwater.connectors.odbc"), \
-                live_db.odbc(stream, fast_path=fast) as connector:
+        with live_db.odbc(stream, fast_path=fast) as connector:
             tables.append(table_of(connector, "typed"))
+            plan = connector.plan(connector.stream("typed"))
+            assert plan.fast == fast
+    # The long body outgrew the fast path's first buffers, which grew to hold it.
+    assert plan.fast is False
     fast_table, slow_table = tables
     assert fast_table.equals(slow_table)
-    assert "reading this stream through pyodbc instead" in caplog.text  # the long body
     assert {f.name: f.type for f in fast_table.schema} == expected
     got, empty = fast_table.to_pylist()
     want = dict(row)
@@ -204,6 +206,36 @@ def test_legacy_types_arrive_exactly_on_both_paths(live_db, caplog) -> None:
         want["aware"] = dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
     assert got == want
     assert {k: v for k, v in empty.items() if v is not None} == {"id": 2}
+
+
+def test_fast_path_buffers_grow_for_long_values_mid_chunk(live_db, caplog) -> None:
+    table = sa.Table("notes", sa.MetaData(),
+                     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("body", sa.Text().with_variant(mysql.LONGTEXT(), "mysql",
+                                                              "mariadb")),
+                     schema=live_db.schema)
+    table.create(live_db.engine)
+    bodies = {i: "n" * (10 if i % 50 else 300 * i) for i in range(1, 201)}
+    with live_db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "body": b} for i, b in bodies.items()])
+    stream = [SQLTable(name="notes", table="notes")]
+    with caplog.at_level(logging.INFO, "headwater.connectors.odbc"), \
+            live_db.odbc(stream, fast_path=True, chunk_size=120, batch_size=16) as connector:
+        got = table_of(connector, "notes")
+        plan = connector.plan(connector.stream("notes"))
+    assert plan.fast and plan.text_size >= 300 * 200
+    assert "buffers grown" in caplog.text
+    assert dict(zip(got.column("id").to_pylist(), got.column("body").to_pylist(),
+                    strict=True)) == bodies
+    # Past the ceiling, the stream moves to pyodbc and still loses nothing.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "headwater.connectors.odbc"), \
+            live_db.odbc(stream, fast_path=True, chunk_size=120, batch_size=16,
+                         max_text_size=4096) as connector:
+        capped = table_of(connector, "notes")
+        assert connector.plan(connector.stream("notes")).fast is False
+    assert "through pyodbc instead" in caplog.text
+    assert capped.equals(got)
 
 
 def test_unknown_types_are_read_as_text_with_a_warning(pg_db, caplog) -> None:

@@ -13,11 +13,23 @@ _SECRET_KEYS = {"pwd", "password", "passwd", "accesstoken", "authentication_toke
 _PAIR = re.compile(r"\s*([^=;]+?)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)\s*(?:;|$)")
 
 # Options a driver family gets unless the connection string sets them. psqlODBC:
-# booleans as booleans (not "1"/"0" text) and no per-connection log file in the temp
-# directory (Debian registers the driver with CommLog=1).
+# booleans as booleans (not "1"/"0" text); no per-connection log file in the temp
+# directory (Debian registers the driver with CommLog=1); and TEXT and unbounded
+# VARCHAR reported as long as the longest value the fast path may take (it reports
+# 8190 and 255 otherwise, and a bound buffer cannot outgrow the reported size).
 FAMILY_OPTIONS: Mapping[str, Mapping[str, str]] = {
-    "postgresql": {"BoolsAsChar": "0", "CommLog": "0"},
+    "postgresql": {"BoolsAsChar": "0", "CommLog": "0", "MaxVarcharSize": "65535"},
 }
+
+
+def family_options(family: str, max_text_size: int) -> dict[str, str]:
+    """The connection options ``family`` gets by default (see ``FAMILY_OPTIONS``)."""
+    options = dict(FAMILY_OPTIONS.get(family, {}))
+    if family == "postgresql":
+        # Above MaxVarcharSize, so TEXT stays a long type whatever the ceiling.
+        options["MaxLongVarcharSize"] = str(max(max_text_size, 2**20))
+    return options
+
 
 # Statements run on every new connection, so both read paths see the same values:
 # PostgreSQL timestamps with time zone come in UTC; MariaDB keeps CHAR padding, as

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from ..sql._relational import RelationalConnector
 from ..sql._streams import SQLQuery, SQLTable
 from ..sql._translate import translate_error
 from . import _types
-from ._connection import FAMILY_OPTIONS, SESSION_SQL, ConnectionString, check_driver
+from ._connection import SESSION_SQL, ConnectionString, check_driver, family_options
 from ._dialects import compile_sql, dialect_for, family_of
 
 log = logging.getLogger("headwater.connectors.odbc")
@@ -40,6 +41,10 @@ _DEFAULT_SCHEMA_SQL = {
     "mssql": "SELECT SCHEMA_NAME()",
 }
 _TRUNCATED = "too large to be written into the allocated buffer"
+_NEEDED = re.compile(r"indicated by ODBC driver: Some\((\d+)\)")
+# Per-row buffer of unbounded text and binary columns on the fast path until a longer
+# value shows up: the transfer buffer is rows x row width, so small is fast.
+INITIAL_BUFFER_BYTES = 256
 # ODBC states meaning the driver could not be loaded or the data source is unknown.
 _DRIVER_MISSING = ("IM002", "IM003", "01000")
 
@@ -57,6 +62,8 @@ class ODBCReadPlan(ReadPlan):
     guid_columns: frozenset[str] = field(default_factory=frozenset)
     text_columns: frozenset[str] = field(default_factory=frozenset)  # parsed from text
     fast: bool = False
+    text_size: int = 0  # fast-path text buffer per value, once grown (bytes)
+    binary_size: int = 0
 
 
 class ODBCConnector(RelationalConnector):
@@ -78,9 +85,10 @@ class ODBCConnector(RelationalConnector):
     ``fast_path`` ("auto", True, False) reads through arrow-odbc straight into Arrow
     buffers; "auto" uses it for the families it was checked on (PostgreSQL,
     MySQL/MariaDB, SQLite). Its transfer buffers are bounded by
-    ``arrow_buffer_bytes``, with text and binary values up to ``max_text_size`` and
-    ``max_binary_size`` bytes; a longer value moves that read to pyodbc, losing
-    nothing. ``output_converters`` maps ODBC SQL type codes to functions decoding the
+    ``arrow_buffer_bytes``; buffers for unbounded text and binary columns start small
+    and grow when a longer value arrives, up to ``max_text_size`` and
+    ``max_binary_size`` bytes per value; a longer value still moves that read to
+    pyodbc, losing nothing. ``output_converters`` maps ODBC SQL type codes to functions decoding the
     driver's raw bytes, for driver-specific types.
     """
 
@@ -100,8 +108,8 @@ class ODBCConnector(RelationalConnector):
         fast_path: bool | str = "auto",
         dialect: str | None = None,
         literal_sql: bool | None = None,
-        max_text_size: int = 4096,
-        max_binary_size: int = 4096,
+        max_text_size: int = 2**20,
+        max_binary_size: int = 2**20,
         arrow_buffer_bytes: int = 64 * 2**20,
         login_timeout: int = 10,
         query_timeout: int = 0,
@@ -119,7 +127,7 @@ class ODBCConnector(RelationalConnector):
         data_sources = pyodbc.dataSources()
         check_driver(conn_str, pyodbc.drivers(), data_sources)
         guessed = conn_str.family_guess(data_sources)
-        self.conn_str = conn_str.with_defaults(FAMILY_OPTIONS.get(dialect or guessed, {}))
+        self.conn_str = conn_str.with_defaults(family_options(dialect or guessed, max_text_size))
         self.where = conn_str.describe()
         self._family = dialect
         if dialect is not None:
@@ -433,32 +441,85 @@ class ODBCConnector(RelationalConnector):
                 cursor.close()
 
     def _fetch_arrow(self, stmt: sa.Select, plan: ODBCReadPlan) -> Iterator[pa.RecordBatch]:
-        import arrow_odbc
+        """One chunk through arrow-odbc; buffers grow when a value does not fit.
 
+        Transfer buffers are sized per row from the column sizes, with unbounded text
+        and binary columns starting small: a value that does not fit fails the chunk,
+        the plan's buffers grow to hold it, and the chunk runs again from the first
+        row not yet delivered. Past ``max_text_size``/``max_binary_size`` the stream
+        moves to pyodbc.
+        """
         sql, _ = self.sql_for(stmt, literal=True)
         delivered = 0
-        try:
-            reader = self._arrow_connection().read_arrow_batches(
-                sql, batch_size=self.batch_size, schema=plan.transport,
-                max_text_size=self.max_text_size, max_binary_size=self.max_binary_size,
-                max_bytes_per_batch=self.arrow_buffer_bytes, fetch_concurrently=False,
-                query_timeout_sec=self.query_timeout or None,
-            )
-            for batch in reader:
-                if batch.num_rows:
-                    out = self._conform(batch, plan)
-                    delivered += batch.num_rows
-                    yield out
-        except arrow_odbc.Error as exc:
-            if _TRUNCATED not in str(exc):
-                raise
+        while True:
+            try:
+                yield from self._arrow_batches(sql, plan, skip=delivered,
+                                               count=_Counter(delivered))
+                return
+            except _Truncated as truncated:
+                delivered = truncated.delivered
+                if self._grow_buffers(plan, truncated.needed):
+                    continue
             log.warning(
-                "%s: a value is longer than the fast path's buffers (max_text_size=%d, "
-                "max_binary_size=%d bytes); reading this stream through pyodbc instead",
-                self.where, self.max_text_size, self.max_binary_size,
+                "%s: a value is longer than the fast path's largest buffers "
+                "(max_text_size=%d, max_binary_size=%d bytes); reading this stream "
+                "through pyodbc instead", self.where, self.max_text_size, self.max_binary_size,
             )
             plan.fast = False
             yield from self._fetch_rows(stmt, plan, skip=delivered)
+            return
+
+    def _arrow_batches(self, sql: str, plan: ODBCReadPlan, *, skip: int, count: _Counter
+                       ) -> Iterator[pa.RecordBatch]:
+        import arrow_odbc
+
+        try:
+            reader = self._arrow_connection().read_arrow_batches(
+                sql, batch_size=self.batch_size, schema=plan.transport,
+                max_text_size=self._buffer_sizes(plan)[0],
+                max_binary_size=self._buffer_sizes(plan)[1],
+                max_bytes_per_batch=self.arrow_buffer_bytes, fetch_concurrently=False,
+                query_timeout_sec=self.query_timeout or None,
+            )
+            seen = 0
+            text_size, binary_size = self._buffer_sizes(plan)
+            for batch in reader:
+                rows = batch.num_rows
+                if _fills_a_buffer(batch, text_size, binary_size):
+                    raise _Truncated(count.delivered, None)
+                if seen + rows > skip and rows:
+                    part = batch.slice(skip - seen) if seen < skip else batch
+                    out = self._conform(part, plan)
+                    count.delivered += part.num_rows
+                    yield out
+                seen += rows
+        except arrow_odbc.Error as exc:
+            if _TRUNCATED not in str(exc):
+                raise
+            found = _NEEDED.search(str(exc))
+            raise _Truncated(count.delivered, int(found.group(1)) if found else None) from None
+
+    def _buffer_sizes(self, plan: ODBCReadPlan) -> tuple[int, int]:
+        """The fast path's text and binary buffer per value for ``plan`` (bytes)."""
+        return (plan.text_size or min(INITIAL_BUFFER_BYTES, self.max_text_size),
+                plan.binary_size or min(INITIAL_BUFFER_BYTES, self.max_binary_size))
+
+    def _grow_buffers(self, plan: ODBCReadPlan, needed: int | None) -> bool:
+        """Grow the plan's text and binary buffers to hold ``needed`` bytes (or twice
+        as much, if the driver did not say); False if the ceiling does not allow it."""
+        text, binary = self._buffer_sizes(plan)
+        want = max(needed or 0, 2 * max(text, binary))
+        want = 1 << (want - 1).bit_length()  # the next power of two
+        if needed is not None and needed > max(self.max_text_size, self.max_binary_size):
+            return False
+        grown = (min(max(text, want), self.max_text_size),
+                 min(max(binary, want), self.max_binary_size))
+        if grown == (text, binary):
+            return False
+        plan.text_size, plan.binary_size = grown
+        log.info("%s: fast-path buffers grown to %d bytes of text and %d of binary",
+                 self.where, plan.text_size, plan.binary_size)
+        return True
 
     @staticmethod
     def _conform(batch: pa.RecordBatch, plan: ODBCReadPlan) -> pa.RecordBatch:
@@ -472,6 +533,42 @@ class ODBCConnector(RelationalConnector):
                 arrays.append(column)
             batch = pa.RecordBatch.from_arrays(arrays, names=plan.schema.names)
         return conform(batch, plan.schema)
+
+
+class _Truncated(Exception):
+    """A value did not fit the fast path's buffers after ``delivered`` rows of a chunk."""
+
+    def __init__(self, delivered: int, needed: int | None) -> None:
+        super().__init__(delivered, needed)
+        self.delivered = delivered
+        self.needed = needed
+
+
+@dataclass
+class _Counter:
+    delivered: int
+
+
+def _fills_a_buffer(batch: pa.RecordBatch, text_size: int, binary_size: int) -> bool:
+    """Whether a text or binary value is as long as its buffer: cut short, perhaps.
+
+    Drivers that report no size for a column (MariaDB's LONGTEXT says -1) cut long
+    values to the buffer without saying so. A value within a few bytes of the buffer
+    (a cut may drop a partial UTF-8 character) counts as cut; the chunk runs again
+    with larger buffers.
+    """
+    for column in batch.columns:
+        t = column.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            limit = text_size - 4
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            limit = binary_size
+        else:
+            continue
+        longest = pc.max(pc.binary_length(column)).as_py()
+        if longest is not None and longest >= limit:
+            return True
+    return False
 
 
 def _transport_field(arrow_field: pa.Field, *, text: bool = False) -> pa.Field:
