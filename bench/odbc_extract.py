@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import figures, peak_rss_mb, run_child, time_command, verdict  # noqa: E402
-from sql_extract import SCHEMA, SIZES, ensure_table  # noqa: E402
+from _harness import figures, peak_rss_mb, run_child, time_command, verdict
+from sql_extract import SCHEMA, SIZES, ensure_table
 
 ROWS = 1_000_000
 REPETITIONS = 3
@@ -131,7 +131,7 @@ def read_with_pyodbc(database: str) -> dict:
     started = time.perf_counter()
     conn = pyodbc.connect(CONNECTIONS[database])
     cursor = conn.cursor()
-    cursor.execute(f"SELECT * FROM {SCHEMA}.{TABLE}")  # noqa: S608 - fixed benchmark table
+    cursor.execute(f"SELECT * FROM {SCHEMA}.{TABLE}")
     columns = [d[0] for d in cursor.description]
     frames = []
     while rows := cursor.fetchmany(PYODBC_CHUNK_ROWS):
@@ -212,8 +212,8 @@ def main() -> None:
     print(f"target peak RSS <= {MAX_PEAK_RSS_MB} MB: {peak:.0f} MB -> "
           f"{verdict(peak <= MAX_PEAK_RSS_MB)}")
     for database, by_method in results.items():
-        print(f"  {database}: headwater {by_method['headwater'].seconds / by_method['dump'].seconds:.2f}x "
-              f"the dump's time")
+        ratio = by_method["headwater"].seconds / by_method["dump"].seconds
+        print(f"  {database}: headwater takes {ratio:.2f}x the dump's time")
     print(f"RESULT odbc_extract pg_vs_pyodbc={pg_ratio:.2f} maria_vs_pyodbc={maria_ratio:.2f} "
           f"peak_rss_mb={peak:.0f} "
           f"pg_rows_per_s={pg['headwater'].rows_per_s(ROWS):.0f} "

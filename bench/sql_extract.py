@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -32,11 +31,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _harness import CHILD_TIMEOUT_S, peak_rss_mb, verdict
+from _harness import run_child as run_script_child
+
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SA_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SCHEMA = "hw_bench"
 PANDAS_CHUNK_ROWS = 100_000
-CHILD_TIMEOUT_S = 1800
 
 # The targets set by the issue.
 MAX_VS_COPY = 1.5
@@ -139,11 +140,6 @@ def ensure_table(size: Size) -> None:
 # -- children: each runs one method once and reports JSON on its last line ---------------
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set so far (``ru_maxrss`` is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def land_with_headwater(table: str, rows: int, workdir: Path) -> dict:
     """The public API, default settings: connector, DuckDB warehouse, run_stream."""
     from connectors import SQLConnector, SQLTable
@@ -235,13 +231,8 @@ def time_copy(table: str) -> dict:
 
 def run_child(method: str, size: Size) -> dict:
     """Run one method in a fresh interpreter; fail loudly with its stderr if it fails."""
-    command = [sys.executable, __file__, "--child", method, size.table, str(size.rows)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{method} on {size.label} failed (exit {done.returncode}):\n"
-                         f"{done.stderr[-3000:]}{done.stdout[-1000:]}")
-    return json.loads(lines[-1])
+    return run_script_child(__file__, f"{method} on {size.label}", method, size.table,
+                            str(size.rows))
 
 
 def measure(size: Size) -> dict[str, list[dict]]:
@@ -299,10 +290,6 @@ def print_table(summaries: list[Summary]) -> None:
           "DuckDB close not included; close s: closing the DuckDB file afterwards; "
           "peak RSS: the child's ru_maxrss, imports included, highest of the repetitions.")
     print()
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 def main() -> None:
