@@ -19,6 +19,7 @@ from ._retry import NO_RETRY, Retrier, RetryPolicy
 from ._state import checkpoint_of, dumps_state, loads_state, with_checkpoint, without_checkpoint
 from ._stream import Stream, stream_name_for
 from .odbc import ODBCConnector
+from .rest import RESTConnector, RESTStream
 from .sql import SQLConnector, SQLQuery, SQLTable
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "Incremental",
     "MissingCursor",
     "ODBCConnector",
+    "RESTConnector",
+    "RESTStream",
     "RecordBatcher",
     "RedactingFilter",
     "RetriableSourceError",

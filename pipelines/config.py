@@ -32,6 +32,16 @@ from connectors import (
     register_secret,
     stream_name_for,
 )
+from connectors.http import APIKey, BasicAuth, BearerToken, OAuth2ClientCredentials, RateLimit
+from connectors.rest import (
+    CursorInBody,
+    LinkHeader,
+    NextURLInBody,
+    Offset,
+    PageNumber,
+    RESTConnector,
+    RESTStream,
+)
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _SECRET_KEY = re.compile(r"password|secret|token|api_?key", re.IGNORECASE)
@@ -155,11 +165,93 @@ def _retry(spec: dict[str, Any]) -> RetryPolicy:
     )
 
 
+def _rest_connector(name: str, spec: dict[str, Any]) -> RESTConnector:
+    if "base_url" not in spec:
+        _missing(name, "base_url", "REST connectors")
+    rate = spec.get("rate_limit")
+    return RESTConnector(
+        name, spec["base_url"],
+        [_rest_stream(name, s) for s in spec.get("streams", [])],
+        auth=_auth(name, spec.get("auth")),
+        retry=_retry(spec),
+        timeout=float(spec.get("timeout", 60)),
+        max_elapsed=float(spec.get("max_elapsed", 300)),
+        rate_limit=RateLimit(int(rate["requests"]), float(rate.get("per_seconds", 1)))
+        if rate else None,
+    )
+
+
+_AUTH_KINDS = {
+    "oauth2": lambda s: OAuth2ClientCredentials(
+        s["token_url"], s["client_id"], s.get("client_secret"),
+        private_key=_read_key(s["private_key_file"]) if "private_key_file" in s else None,
+        method=s.get("method", "client_secret_basic"), scope=s.get("scope"),
+        leeway=float(s.get("leeway", 30))),
+    "api_key": lambda s: APIKey(s["key"], header=s.get("header", "X-API-Key"),
+                                query_param=s.get("query_param")),
+    "basic": lambda s: BasicAuth(s["username"], s["password"]),
+    "bearer": lambda s: BearerToken(s["token"]),
+}
+_PAGINATORS = {"page_number": PageNumber, "offset": Offset, "cursor": CursorInBody,
+               "next_url": NextURLInBody, "link_header": LinkHeader}
+
+
+def _read_key(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the private key file {path!r}: {exc}") from exc
+
+
+def _auth(connector: str, spec: dict[str, Any] | None) -> Any:
+    if not spec:
+        return None
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    if kind not in _AUTH_KINDS:
+        raise ConfigurationError(
+            f"connector {connector!r}: auth kind must be one of {sorted(_AUTH_KINDS)}, "
+            f"not {kind!r}"
+        )
+    try:
+        return _AUTH_KINDS[kind](spec)
+    except KeyError as exc:
+        raise ConfigurationError(f"connector {connector!r}: auth {kind} needs {exc}") from None
+
+
+def _rest_stream(connector: str, spec: dict[str, Any]) -> RESTStream:
+    if "path" not in spec or "name" not in spec:
+        _missing(connector, "name and path", "REST streams")
+    paginator_spec = dict(spec.get("paginator") or {})
+    paginator = None
+    if paginator_spec:
+        kind = paginator_spec.pop("kind", None)
+        if kind not in _PAGINATORS:
+            raise ConfigurationError(
+                f"connector {connector!r}, stream {spec['name']!r}: paginator kind must be "
+                f"one of {sorted(_PAGINATORS)}, not {kind!r}"
+            )
+        try:
+            paginator = _PAGINATORS[kind](**paginator_spec)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"connector {connector!r}, stream {spec['name']!r}: paginator {kind}: {exc}"
+            ) from None
+    return RESTStream(
+        name=spec["name"], path=spec["path"], record_path=spec.get("record_path", ""),
+        paginator=paginator, params=dict(spec.get("params") or {}),
+        since_param=spec.get("since_param"), nested=spec.get("nested", "flatten"),
+        primary_key=tuple(spec.get("primary_key", ())), incremental=_incremental(spec),
+    )
+
+
 def build_connector(name: str, spec: dict[str, Any]) -> Connector:
     """Instantiate the connector configured as ``[connectors.<name>]``.
 
     ``kind = "sql"`` builds an :class:`SQLConnector` from ``url``; ``kind = "odbc"`` an
-    :class:`ODBCConnector` from ``connection_string``; ``class = "package.module:Name"``
+    :class:`ODBCConnector` from ``connection_string``; ``kind = "rest"`` a
+    :class:`RESTConnector` from ``base_url``, ``auth`` and streams with paginators;
+    ``class = "package.module:Name"``
     builds a user's subclass, passing the remaining keys as keyword arguments.
     """
     spec = dict(spec)
@@ -188,8 +280,10 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
             _missing(name, "connection_string", "ODBC connectors")
         options = {k: spec[k] for k in _ODBC_OPTIONS if k in spec}
         return ODBCConnector(name, spec["connection_string"], streams, **common, **options)
+    if kind == "rest":
+        return _rest_connector(name, spec)
     raise ConfigurationError(
-        f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc"
+        f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc, rest"
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import connectors
+import connectors.http
 import connectors.odbc
+import connectors.rest
 import connectors.sql
 import connectors.testing
 import pipelines.warehouse
@@ -12,8 +14,8 @@ PINNED = {
     connectors: [
         "NO_RETRY", "AuthenticationError", "ConfigurationError", "Connector",
         "DataContractError", "HeadwaterError", "Incremental", "MissingCursor",
-        "ODBCConnector", "RecordBatcher", "RedactingFilter", "Retrier", "RetriableSourceError",
-        "RetryPolicy",
+        "ODBCConnector", "RESTConnector", "RESTStream", "RecordBatcher", "RedactingFilter",
+        "Retrier", "RetriableSourceError", "RetryPolicy",
         "SQLConnector", "SQLQuery", "SQLTable", "SkippableRecordError", "Stream", "Window",
         "batch_records", "checkpoint_of", "dumps_state", "loads_state", "redact",
         "register_secret", "stream_name_for", "with_checkpoint", "without_checkpoint",
@@ -26,6 +28,15 @@ PINNED = {
         "ANSIDialect", "ConnectionString", "ODBCColumn", "ODBCConnector", "ODBCReadPlan",
         "column_type", "compile_sql", "datetimeoffset", "dialect_for", "family_of",
         "fast_path_available", "graphic", "graphic_decoder",
+    ],
+    connectors.http: [
+        "DEFAULT_TIMEOUT", "APIKey", "Auth", "BasicAuth", "BearerToken", "HTTPClient",
+        "OAuth2ClientCredentials", "RateLimit", "describe", "retry_after_seconds", "wait_needed",
+    ],
+    connectors.rest: [
+        "CursorInBody", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",
+        "PageNumber", "PageResult", "Paginator", "RESTConnector", "RESTStream", "coerce",
+        "flatten", "parse_link_header", "select_records", "value_at",
     ],
     connectors.testing: ["ConnectorConformance", "conformance_suite", "keys_of", "read_all"],
     pipelines.warehouse: [

@@ -1,0 +1,36 @@
+"""REST sources: JSON APIs behind OAuth2, API keys or basic auth, page by page into Arrow."""
+
+from ._connector import RESTConnector
+from ._paginate import (
+    CursorInBody,
+    LinkHeader,
+    NextURLInBody,
+    Offset,
+    Page,
+    PageLoop,
+    PageNumber,
+    PageResult,
+    Paginator,
+    parse_link_header,
+)
+from ._records import coerce, flatten, select_records, value_at
+from ._streams import RESTStream
+
+__all__ = [
+    "CursorInBody",
+    "LinkHeader",
+    "NextURLInBody",
+    "Offset",
+    "Page",
+    "PageLoop",
+    "PageNumber",
+    "PageResult",
+    "Paginator",
+    "RESTConnector",
+    "RESTStream",
+    "coerce",
+    "flatten",
+    "parse_link_header",
+    "select_records",
+    "value_at",
+]

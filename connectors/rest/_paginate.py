@@ -1,0 +1,191 @@
+"""Paginators: which page comes after this one. Small objects with a pure core.
+
+A paginator turns the request for one page and what came back (:class:`PageResult`)
+into the request for the next page, or ``None`` at the end. It never sends anything;
+the connector does, and refuses to request the same page twice (a source that hands
+back an old token would otherwise loop for ever). Subclass :class:`Paginator` for a
+scheme not here: override :meth:`Paginator.next` (and :meth:`Paginator.first` if the
+first page needs parameters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin
+
+from .._errors import DataContractError
+from ._records import value_at
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page request: a URL and its query parameters."""
+
+    url: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_params(self, **changes: Any) -> Page:
+        return Page(self.url, {**self.params, **changes})
+
+    def identity(self) -> tuple:
+        """What makes two requests the same page (for loop detection)."""
+        return (self.url, tuple(sorted((k, str(v)) for k, v in self.params.items())))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"url": self.url, "params": dict(self.params)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Page:
+        return cls(state["url"], dict(state.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What one page returned: the parsed body, the headers and how many records."""
+
+    body: Any
+    headers: Mapping[str, str]
+    records: int
+
+
+class Paginator:
+    """One page only. Subclasses say how to find the next."""
+
+    def first(self, page: Page) -> Page:
+        """The first request, from the stream's URL and parameters."""
+        return page
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        """The request after ``page``, or ``None`` when ``result`` was the last page."""
+        return None
+
+
+@dataclass(frozen=True)
+class PageNumber(Paginator):
+    """``?page=1&per_page=100``, then 2, 3, ... until a short page or ``total_pages``."""
+
+    page_param: str = "page"
+    size_param: str | None = "per_page"
+    size: int = 100
+    start: int = 1
+    total_pages_path: str | None = None
+
+    def first(self, page: Page) -> Page:
+        sized = {self.size_param: self.size} if self.size_param else {}
+        return page.with_params(**{self.page_param: self.start}, **sized)
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        number = int(page.params[self.page_param])
+        if self.total_pages_path is not None:
+            total = value_at(result.body, self.total_pages_path)
+            if total is not None and number >= int(total):
+                return None
+        if result.records == 0 or (self.size_param and result.records < self.size):
+            return None
+        return page.with_params(**{self.page_param: number + 1})
+
+
+@dataclass(frozen=True)
+class Offset(Paginator):
+    """``?offset=0&limit=100``, then 100, 200, ... until a short page or ``total``."""
+
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = 100
+    total_path: str | None = None
+
+    def first(self, page: Page) -> Page:
+        return page.with_params(**{self.offset_param: 0, self.limit_param: self.limit})
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        offset = int(page.params[self.offset_param]) + result.records
+        if self.total_path is not None:
+            total = value_at(result.body, self.total_path)
+            if total is not None and offset >= int(total):
+                return None
+        if result.records < self.limit:
+            return None
+        return page.with_params(**{self.offset_param: offset})
+
+
+@dataclass(frozen=True)
+class CursorInBody(Paginator):
+    """A next-page token in the body (``next_cursor``), sent back as ``?cursor=...``."""
+
+    cursor_path: str = "next_cursor"
+    cursor_param: str = "cursor"
+    limit_param: str | None = None
+    limit: int | None = None
+
+    def first(self, page: Page) -> Page:
+        if self.limit_param and self.limit:
+            return page.with_params(**{self.limit_param: self.limit})
+        return page
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        token = value_at(result.body, self.cursor_path)
+        if token in (None, ""):
+            return None
+        return page.with_params(**{self.cursor_param: token})
+
+
+@dataclass(frozen=True)
+class NextURLInBody(Paginator):
+    """The next page's URL in the body (``links.next``); it carries its parameters."""
+
+    path: str = "links.next"
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        url = value_at(result.body, self.path)
+        if not url:
+            return None
+        return Page(urljoin(page.url, str(url)), {})
+
+
+_LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
+_REL = re.compile(r'rel\s*=\s*"?([^";]+)"?', re.IGNORECASE)
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """An RFC 8288 ``Link`` header as ``{rel: url}`` (each rel of a link, lower case)."""
+    links: dict[str, str] = {}
+    for match in _LINK.finditer(value or ""):
+        rel = _REL.search(match.group(2))
+        if rel:
+            for name in rel.group(1).split():
+                links.setdefault(name.lower(), match.group(1))
+    return links
+
+
+@dataclass(frozen=True)
+class LinkHeader(Paginator):
+    """The next page's URL in the ``Link`` header (``rel="next"``)."""
+
+    rel: str = "next"
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        headers = {k.lower(): v for k, v in result.headers.items()}
+        url = parse_link_header(headers.get("link")).get(self.rel.lower())
+        if not url:
+            return None
+        return Page(urljoin(page.url, url), {})
+
+
+class PageLoop:
+    """Refuses a page requested before in the same read (a repeated token or URL)."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self._seen: set[tuple] = set()
+
+    def visit(self, page: Page) -> None:
+        identity = page.identity()
+        if identity in self._seen:
+            raise DataContractError(
+                f"stream {self.stream!r}: the source sent back a page already read "
+                f"({page.url} {dict(page.params)}); stopping instead of looping for ever"
+            )
+        self._seen.add(identity)

@@ -1,0 +1,113 @@
+"""Records out of JSON bodies: selection by path, flattening, and declared types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pyarrow as pa
+
+from .._errors import DataContractError
+
+FLATTEN, AS_JSON = "flatten", "json"
+
+
+def _steps(path: str) -> list[str]:
+    path = path.strip()
+    if path.startswith("$"):
+        path = path[1:]
+    return [s for s in path.replace("[*]", "").replace("*", "").split(".") if s]
+
+
+def value_at(body: Any, path: str) -> Any:
+    """The value at a dotted path (``links.next``, ``$.meta.total``); None if absent."""
+    current = body
+    for step in _steps(path):
+        if isinstance(current, Mapping):
+            current = current.get(step)
+        elif isinstance(current, list) and step.isdigit() and int(step) < len(current):
+            current = current[int(step)]
+        else:
+            return None
+    return current
+
+
+def select_records(body: Any, path: str) -> list[Mapping[str, Any]]:
+    """The records at ``path`` (JSONPath-like: ``data``, ``$.data[*]``, ``results.items``;
+    empty for a body that is the list itself)."""
+    found = value_at(body, path) if path else body
+    if found is None:
+        return []
+    if isinstance(found, Mapping):
+        return [found]
+    if not isinstance(found, list) or not all(isinstance(r, Mapping) for r in found):
+        raise DataContractError(
+            f"the records at {path or '$'!r} are not a list of objects "
+            f"(found {type(found).__name__}); set the stream's record_path"
+        )
+    return found
+
+
+def flatten(record: Mapping[str, Any], nested: str = FLATTEN, separator: str = "__"
+            ) -> dict[str, Any]:
+    """One flat record: nested objects become ``parent__child`` columns (``nested="flatten"``)
+    or JSON text (``nested="json"``); lists always become JSON text."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping) and nested == FLATTEN:
+            for inner, inner_value in flatten(value, nested, separator).items():
+                out[f"{key}{separator}{inner}"] = inner_value
+        elif isinstance(value, Mapping | list):
+            out[key] = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        else:
+            out[key] = value
+    return out
+
+
+def parse_instant(value: Any) -> Any:
+    """An ISO 8601 date-time string as an aware or naive datetime; other values as given."""
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _convert(value: Any, t: pa.DataType) -> Any:
+    if value is None or value == "":
+        return None if value == "" and not pa.types.is_string(t) else value
+    if pa.types.is_timestamp(t):
+        parsed = parse_instant(value)
+        if isinstance(parsed, dt.datetime) and t.tz is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed
+    if pa.types.is_date(t) and isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    if pa.types.is_decimal(t) and not isinstance(value, Decimal):
+        return Decimal(str(value))
+    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and not isinstance(value, str):
+        return json.dumps(value) if isinstance(value, Mapping | list) else str(value)
+    return value
+
+
+def coerce(records: Iterable[Mapping[str, Any]], schema: pa.Schema | None
+           ) -> list[dict[str, Any]]:
+    """Records with JSON text values turned into the declared types (ISO timestamps and
+    dates, decimal strings). Without a schema the records pass unchanged."""
+    if schema is None:
+        return [dict(r) for r in records]
+    types = {f.name: f.type for f in schema}
+    out = []
+    for record in records:
+        try:
+            out.append({k: _convert(v, types[k]) if k in types else v
+                        for k, v in record.items()})
+        except (ValueError, InvalidOperation, TypeError) as exc:
+            raise DataContractError(
+                f"a record does not fit the declared types ({type(exc).__name__}: {exc})"
+            ) from None
+    return out
