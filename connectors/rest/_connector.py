@@ -141,23 +141,40 @@ class RESTConnector(Connector):
         paginator = stream.paginator or Paginator()
         page: Page | None = (Page.from_state(resume["page"]) if resume.get("page")
                              else paginator.first(self._start(stream, tracker)))
+        skip = int(resume.get("skip") or 0)  # records of that page already stored
         loop = PageLoop(stream.name)
         while page is not None:
             loop.visit(page)
             body, headers = self._fetch_page(stream, page)
             records = self.parse_records(stream, body, headers)
             following = paginator.next(page, PageResult(body, headers, len(records)))
-            kept = [r for r in records if self._admit(stream, tracker, r)]
-            checkpoint: dict[str, Any] = {"resume": {"page": following.to_state()
-                                                     if following else None}}
+            yield from self._page_batches(stream, schema, tracker, records[skip:], skip,
+                                          page, following)
+            page, skip = following, 0
+        yield with_checkpoint(_empty(schema), tracker.state() if tracker else {})
+
+    def _page_batches(self, stream: RESTStream, schema: pa.Schema,
+                      tracker: CursorTracker | None, records: list[dict[str, Any]],
+                      skipped: int, page: Page, following: Page | None
+                      ) -> Iterator[pa.RecordBatch]:
+        """One page's records in batches of at most ``batch_size``. A batch that ends
+        inside the page resumes at the same page, past the records it held; the last
+        one resumes at the next page."""
+        for start in range(0, max(len(records), 1), self.batch_size):
+            part = records[start:start + self.batch_size]
+            end = start + len(part)
+            kept = [r for r in part if self._admit(stream, tracker, r)]
+            if end < len(records):
+                resume: dict[str, Any] = {"page": page.to_state(), "skip": skipped + end}
+            else:
+                resume = {"page": following.to_state() if following else None}
+            checkpoint: dict[str, Any] = {"resume": resume}
             if tracker is not None:
                 checkpoint.update(tracker.saved())
-                checkpoint["resume"].update(tracker.resume())
+                resume.update(tracker.resume())
             batches = list(batch_records(coerce(kept, schema), schema, self.batch_size))
             for batch in batches or [_empty(schema)]:
                 yield with_checkpoint(batch, checkpoint)
-            page = following
-        yield with_checkpoint(_empty(schema), tracker.state() if tracker else {})
 
     def _start(self, stream: RESTStream, tracker: CursorTracker | None) -> Page:
         params = dict(stream.params)
