@@ -102,6 +102,7 @@ class CursorTracker:
         self.max_cursor = resume.get("max_cursor", saved_cursor)
         self.max_keys = [tuple(k) for k in resume.get("max_boundary", boundary or [])]
         self._overflow = False
+        self._bounds_fitted = False
 
     def admit(self, cursor: Any, key: tuple) -> bool:
         """Whether to deliver a record with ``cursor`` and primary ``key``."""
@@ -110,6 +111,10 @@ class CursorTracker:
             if policy == MissingCursor.FAIL:
                 raise_missing(self.incremental.cursor_field, key)
             return policy == MissingCursor.INCLUDE
+        if isinstance(cursor, dt.datetime) and not self._bounds_fitted:
+            # A configured date bound compares with datetime cursors as midnight.
+            self.window = Window(_like(self.window.start, cursor), _like(self.window.end, cursor))
+            self._bounds_fitted = True
         if not self.window.contains(cursor):
             return False
         if cursor == self.saved_cursor and key in self.boundary:

@@ -110,8 +110,9 @@ class HTTPClient:
         all_headers, all_params = dict(headers or {}), dict(params or {})
         used = self.auth.apply(all_headers, all_params)
         self.stats["requests"] += 1
+        kwargs.setdefault("timeout", self.timeout)
         response = self.session.request(method, url, params=all_params, headers=all_headers,
-                                        timeout=self.timeout, **kwargs)
+                                        **kwargs)
         return response, used
 
     @staticmethod

@@ -145,18 +145,32 @@ class NextURLInBody(Paginator):
         return Page(urljoin(page.url, str(url)), {})
 
 
-_LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
-_REL = re.compile(r'rel\s*=\s*"?([^";]+)"?', re.IGNORECASE)
+_LINK_PART = re.compile(
+    r'\s*<([^>]*)>'  # <url>
+    r'|\s*;\s*([^=;,\s]+)\s*(?:=\s*("[^"]*"|[^;,]*))?'  # ; name=value, value maybe quoted
+    r'|\s*,'  # between links
+)
 
 
 def parse_link_header(value: str | None) -> dict[str, str]:
-    """An RFC 8288 ``Link`` header as ``{rel: url}`` (each rel of a link, lower case)."""
+    """An RFC 8288 ``Link`` header as ``{rel: url}`` (each rel of a link, lower case).
+
+    Parameters may be quoted and hold commas and semicolons (``title="a, b"``).
+    """
     links: dict[str, str] = {}
-    for match in _LINK.finditer(value or ""):
-        rel = _REL.search(match.group(2))
-        if rel:
-            for name in rel.group(1).split():
-                links.setdefault(name.lower(), match.group(1))
+    url: str | None = None
+    pos, text = 0, value or ""
+    while pos < len(text):
+        match = _LINK_PART.match(text, pos)
+        if match is None or match.end() == pos:
+            pos += 1  # skip what does not parse rather than loop
+            continue
+        pos = match.end()
+        if match.group(1) is not None:
+            url = match.group(1)
+        elif match.group(2) and match.group(2).lower() == "rel" and url is not None:
+            for name in (match.group(3) or "").strip('"').split():
+                links.setdefault(name.lower(), url)
     return links
 
 

@@ -78,8 +78,9 @@ def parse_instant(value: Any) -> Any:
 
 
 def _convert(value: Any, t: pa.DataType) -> Any:
+    text = pa.types.is_string(t) or pa.types.is_large_string(t)
     if value is None or value == "":
-        return None if value == "" and not pa.types.is_string(t) else value
+        return value if text else None
     if pa.types.is_timestamp(t):
         parsed = parse_instant(value)
         if isinstance(parsed, dt.datetime) and t.tz is not None and parsed.tzinfo is None:
@@ -89,8 +90,8 @@ def _convert(value: Any, t: pa.DataType) -> Any:
         return dt.date.fromisoformat(value[:10])
     if pa.types.is_decimal(t) and not isinstance(value, Decimal):
         return Decimal(str(value))
-    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and not isinstance(value, str):
-        return json.dumps(value) if isinstance(value, Mapping | list) else str(value)
+    if text and not isinstance(value, str):
+        return json.dumps(value) if isinstance(value, Mapping | list | bool) else str(value)
     return value
 
 
