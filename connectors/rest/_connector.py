@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
+import orjson
 import pyarrow as pa
 
 from .._base import Connector
@@ -19,7 +20,7 @@ from .._state import with_checkpoint
 from .._stream import Stream
 from ..http import DEFAULT_TIMEOUT, Auth, HTTPClient, RateLimit, describe
 from ._paginate import Page, PageLoop, PageResult, Paginator
-from ._records import coerce, flatten, parse_instant, select_records
+from ._records import coerce, flatten, parse_instant, select_records, to_batch
 from ._streams import RESTStream
 
 
@@ -131,6 +132,13 @@ class RESTConnector(Connector):
         """Yield the stream page by page from ``state`` on, each batch checkpointed."""
         stream = self._rest(self.stream(stream))
         schema = self.schema_for(stream)
+        wanted = [*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])]
+        missing = [name for name in wanted if name not in schema.names]
+        if missing:
+            raise ConfigurationError(
+                f"stream {stream.name!r}: key or cursor field(s) {missing} are not in its "
+                f"records; fields are: {schema.names}"
+            )
         return self._read(stream, schema, dict(state or {}))
 
     def _read(self, stream: RESTStream, schema: pa.Schema, state: dict[str, Any]
@@ -163,7 +171,8 @@ class RESTConnector(Connector):
         for start in range(0, max(len(records), 1), self.batch_size):
             part = records[start:start + self.batch_size]
             end = start + len(part)
-            kept = [r for r in part if self._admit(stream, tracker, r)]
+            kept = part if tracker is None else [
+                r for r in part if self._admit(stream, tracker, r)]
             if end < len(records):
                 resume: dict[str, Any] = {"page": page.to_state(), "skip": skipped + end}
             else:
@@ -172,9 +181,9 @@ class RESTConnector(Connector):
             if tracker is not None:
                 checkpoint.update(tracker.saved())
                 resume.update(tracker.resume())
-            batches = list(batch_records(coerce(kept, schema), schema, self.batch_size))
-            for batch in batches or [_empty(schema)]:
-                yield with_checkpoint(batch, checkpoint)
+            batch = to_batch(kept, schema) if kept else _empty(schema)
+            _check_keys(stream, batch)
+            yield with_checkpoint(batch, checkpoint)
 
     def _start(self, stream: RESTStream, tracker: CursorTracker | None) -> Page:
         params = dict(stream.params)
@@ -183,16 +192,8 @@ class RESTConnector(Connector):
         return Page(self.url_for(stream), params)
 
     @staticmethod
-    def _admit(stream: RESTStream, tracker: CursorTracker | None, record: Mapping[str, Any]
-               ) -> bool:
+    def _admit(stream: RESTStream, tracker: CursorTracker, record: Mapping[str, Any]) -> bool:
         key = tuple(record.get(k) for k in stream.primary_key)
-        if any(v is None for v in key):
-            raise DataContractError(
-                f"stream {stream.name!r}: a record has no value for primary key "
-                f"{list(stream.primary_key)}: {key!r}"
-            )
-        if tracker is None:
-            return True
         return tracker.admit(parse_instant(record.get(stream.cursor_field)), key)
 
     def _fetch_page(self, stream: RESTStream, page: Page) -> tuple[Any, Mapping[str, str]]:
@@ -203,11 +204,11 @@ class RESTConnector(Connector):
             attempt += 1
             response = self.client.request("GET", page.url, params=page.params)
             try:
-                return response.json(), response.headers
-            except ValueError as exc:
+                # Reading the whole body returns the connection to the pool for the
+                # next page (closing the response would drop it).
+                return orjson.loads(response.content), response.headers
+            except orjson.JSONDecodeError as exc:
                 error = RetriableSourceError(f"{what} returned malformed JSON ({exc})")
-            finally:
-                response.close()
             self.client.retrier.wait_or_raise(attempt, error, what)
 
     def _rest(self, stream: Stream) -> RESTStream:
@@ -217,6 +218,15 @@ class RESTConnector(Connector):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _check_keys(stream: RESTStream, batch: pa.RecordBatch) -> None:
+    for key in stream.primary_key:
+        if batch.column(key).null_count:
+            raise DataContractError(
+                f"stream {stream.name!r}: records without a value for primary-key field "
+                f"{key!r}; declare a primary key every record has"
+            )
 
 
 def _empty(schema: pa.Schema) -> pa.RecordBatch:

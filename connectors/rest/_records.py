@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -43,7 +43,8 @@ def select_records(body: Any, path: str) -> list[Mapping[str, Any]]:
         return []
     if isinstance(found, Mapping):
         return [found]
-    if not isinstance(found, list) or not all(isinstance(r, Mapping) for r in found):
+    if not isinstance(found, list) or not (
+            all(type(r) is dict for r in found) or all(isinstance(r, Mapping) for r in found)):
         raise DataContractError(
             f"the records at {path or '$'!r} are not a list of objects "
             f"(found {type(found).__name__}); set the stream's record_path"
@@ -52,9 +53,12 @@ def select_records(body: Any, path: str) -> list[Mapping[str, Any]]:
 
 
 def flatten(record: Mapping[str, Any], nested: str = FLATTEN, separator: str = "__"
-            ) -> dict[str, Any]:
+            ) -> Mapping[str, Any]:
     """One flat record: nested objects become ``parent__child`` columns (``nested="flatten"``)
-    or JSON text (``nested="json"``); lists always become JSON text."""
+    or JSON text (``nested="json"``); lists always become JSON text. A record with
+    nothing nested comes back as it is."""
+    if _NESTED.isdisjoint(map(type, record.values())):
+        return record
     out: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, Mapping) and nested == FLATTEN:
@@ -65,6 +69,9 @@ def flatten(record: Mapping[str, Any], nested: str = FLATTEN, separator: str = "
         else:
             out[key] = value
     return out
+
+
+_NESTED = frozenset({dict, list})
 
 
 def parse_instant(value: Any) -> Any:
@@ -93,6 +100,45 @@ def _convert(value: Any, t: pa.DataType) -> Any:
     if text and not isinstance(value, str):
         return json.dumps(value) if isinstance(value, Mapping | list | bool) else str(value)
     return value
+
+
+def to_batch(records: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """Records into a batch of ``schema``, column by column.
+
+    JSON text becomes the declared types in Arrow (ISO 8601 timestamps with or without
+    a zone, dates, decimal strings), one cast per column; a column Arrow cannot cast
+    (empty strings, numbers in a text column, naive timestamps for a zoned column) is
+    converted value by value instead. A field not in the schema is an error.
+    """
+    unknown = set().union(*(r.keys() for r in records)) - set(schema.names)
+    if unknown:
+        raise DataContractError(
+            f"records have fields not in the stream schema: {sorted(unknown)}; add them to "
+            "the declared schema"
+        )
+    arrays = [_array([r.get(f.name) for r in records], f) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+_VIA_TEXT = (pa.types.is_timestamp, pa.types.is_date, pa.types.is_decimal)
+
+
+def _array(values: list[Any], field: pa.Field) -> pa.Array:
+    t = field.type
+    try:
+        if any(check(t) for check in _VIA_TEXT):
+            return pa.array(values, type=pa.string()).cast(t)
+        return pa.array(values, type=t)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        pass
+    try:
+        return pa.array([_convert(v, t) for v in values], type=t)
+    except (ValueError, InvalidOperation, TypeError, pa.ArrowInvalid, pa.ArrowTypeError,
+            OverflowError) as exc:
+        raise DataContractError(
+            f"field {field.name!r} holds a value that does not fit {t} "
+            f"({type(exc).__name__}: {exc}); declare its type or fix the source"
+        ) from None
 
 
 def coerce(records: Iterable[Mapping[str, Any]], schema: pa.Schema | None
