@@ -82,7 +82,6 @@ class HTTPClient:
     def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
         """Send one request under the policy; return a 2xx/3xx response or raise."""
-        what = describe(method, url)
         started = self._clock()
         attempt, renewed = 0, False
         while True:
@@ -90,6 +89,7 @@ class HTTPClient:
             try:
                 response, used = self._send(method, url, params, headers, kwargs)
             except requests.RequestException as exc:
+                what = describe(method, url)  # named only on failure: redaction costs
                 error = RetriableSourceError(f"{what}: {type(exc).__name__} ({_reason(exc)})")
             else:
                 if response.status_code == 401 and not renewed and self.auth.renew(used):
@@ -97,9 +97,10 @@ class HTTPClient:
                     attempt -= 1  # a replay with fresh credentials is not a retry
                     response.close()
                     continue
-                error = self._failure(response, what)
-                if error is None:
+                if response.status_code < 400:
                     return response
+                what = describe(method, url)
+                error = self._failure(response, what)
             self._wait_or_raise(attempt, error, what, started)
 
     def _send(self, method: str, url: str, params: Mapping[str, Any] | None,
@@ -116,10 +117,8 @@ class HTTPClient:
         return response, used
 
     @staticmethod
-    def _failure(response: requests.Response, what: str) -> Exception | None:
+    def _failure(response: requests.Response, what: str) -> Exception:
         status = response.status_code
-        if status < 400:
-            return None
         response.close()
         if status in RETRIABLE_STATUS:
             return RetriableSourceError(

@@ -20,7 +20,14 @@ from .._state import with_checkpoint
 from .._stream import Stream
 from ..http import DEFAULT_TIMEOUT, Auth, HTTPClient, RateLimit, describe
 from ._paginate import Page, PageLoop, PageResult, Paginator
-from ._records import coerce, flatten, parse_instant, select_records, to_batch
+from ._records import (
+    coerce,
+    flatten,
+    parse_instant,
+    select_records,
+    to_batch,
+    unknown_fields,
+)
 from ._streams import RESTStream
 
 
@@ -81,9 +88,10 @@ class RESTConnector(Connector):
         return None
 
     def parse_records(self, stream: RESTStream, body: Any, headers: Mapping[str, str]
-                      ) -> list[dict[str, Any]]:
-        """The flat records of one page."""
-        return [flatten(r, stream.nested) for r in select_records(body, stream.record_path)]
+                      ) -> list[Mapping[str, Any]]:
+        """The records of one page (nested objects are flattened afterwards, by the
+        stream's ``nested`` rule)."""
+        return select_records(body, stream.record_path)
 
     def since_value(self, stream: RESTStream, start: Any) -> str:
         """The window start as the server's ``since_param`` expects it (ISO 8601)."""
@@ -120,12 +128,12 @@ class RESTConnector(Connector):
             self._schemas[stream.name] = pa.schema([_widen(f) for f in first.schema])
         return self._schemas[stream.name]
 
-    def _first_records(self, stream: Stream) -> list[dict[str, Any]]:
+    def _first_records(self, stream: Stream) -> list[Mapping[str, Any]]:
         stream = self._rest(stream)
         paginator = stream.paginator or Paginator()
         page = paginator.first(Page(self.url_for(stream), dict(stream.params)))
         body, headers = self._fetch_page(stream, page)
-        return self.parse_records(stream, body, headers)
+        return [flatten(r, stream.nested) for r in self.parse_records(stream, body, headers)]
 
     def read(self, stream: str | Stream, state: dict[str, Any] | None = None
              ) -> Iterator[pa.RecordBatch]:
@@ -181,7 +189,7 @@ class RESTConnector(Connector):
             if tracker is not None:
                 checkpoint.update(tracker.saved())
                 resume.update(tracker.resume())
-            batch = to_batch(kept, schema) if kept else _empty(schema)
+            batch = _to_batch(stream, kept, schema) if kept else _empty(schema)
             _check_keys(stream, batch)
             yield with_checkpoint(batch, checkpoint)
 
@@ -198,7 +206,6 @@ class RESTConnector(Connector):
 
     def _fetch_page(self, stream: RESTStream, page: Page) -> tuple[Any, Mapping[str, str]]:
         """GET one page and parse it; a malformed body is retried like a failed request."""
-        what = f"stream {stream.name!r}, page {describe('GET', page.url)} {dict(page.params)}"
         attempt = 0
         while True:
             attempt += 1
@@ -208,6 +215,8 @@ class RESTConnector(Connector):
                 # next page (closing the response would drop it).
                 return orjson.loads(response.content), response.headers
             except orjson.JSONDecodeError as exc:
+                what = (f"stream {stream.name!r}, page {describe('GET', page.url)} "
+                        f"{dict(page.params)}")
                 error = RetriableSourceError(f"{what} returned malformed JSON ({exc})")
             self.client.retrier.wait_or_raise(attempt, error, what)
 
@@ -218,6 +227,15 @@ class RESTConnector(Connector):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _to_batch(stream: RESTStream, records: list[Mapping[str, Any]], schema: pa.Schema
+              ) -> pa.RecordBatch:
+    """Records into a batch, flattened only when they hold fields the schema does not
+    name (``address`` for ``address__city``): flat pages skip the per-record work."""
+    if not unknown_fields(records, schema):
+        return to_batch(records, schema, fields_checked=True)
+    return to_batch([flatten(r, stream.nested) for r in records], schema)
 
 
 def _check_keys(stream: RESTStream, batch: pa.RecordBatch) -> None:

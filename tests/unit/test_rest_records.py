@@ -270,8 +270,8 @@ def test_coerce_decimal_into_arrow_is_exact():
         (42, "42"),
         (1.5, "1.5"),
         ("text", "text"),
-        ({"a": 1}, '{"a": 1}'),
-        ([1, "x"], '[1, "x"]'),
+        ({"a": 1}, '{"a":1}'),
+        ([1, "x"], '[1,"x"]'),
     ],
 )
 def test_coerce_into_string_columns(value, expected):
