@@ -6,16 +6,24 @@ Exit status: 0 on success, 1 with a one-line reason on failure, 2 on usage error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from connectors import ConfigurationError, HeadwaterError, RedactingFilter, redact
+from connectors import (
+    ConfigurationError,
+    HeadwaterError,
+    RedactingFilter,
+    redact,
+    register_secret,
+)
 
 from .config import Config, build_connector, load_config
 from .progress import Progress
@@ -181,11 +189,38 @@ def _configure_logging() -> None:
                         handlers=[handler])
 
 
+@contextlib.contextmanager
+def serving_estate(config: Config) -> Iterator[Config]:
+    """Serve the demo estate's CRM (``[estate.crm] serve = true``) while a command runs,
+    pointing the connectors that say ``estate = "crm"`` at it."""
+    spec = config.estate.get("crm") or {}
+    users = [n for n, c in config.connectors.items() if c.get("estate") == "crm"]
+    if not spec.get("serve") or not users:
+        yield config
+        return
+    from .estate.crm import CRMServer
+
+    with CRMServer(accounts=int(spec.get("accounts", 120)), tickets=int(spec.get("tickets", 400)),
+                   seed=int(spec.get("seed", 7))) as server:
+        register_secret(server.client_secret)
+        print(f"estate: serving the demo CRM at {server.url}", flush=True)
+        connectors = dict(config.connectors)
+        for name in users:
+            connectors[name] = {**connectors[name], "base_url": server.url, "auth": {
+                "kind": "oauth2", "token_url": server.token_url,
+                "client_id": server.client_id, "client_secret": server.client_secret}}
+        yield replace(config, connectors=connectors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _configure_logging()
     try:
-        return args.fn(load_config(args.config), args)
+        config = load_config(args.config)
+        if args.fn not in _USES_SOURCES:
+            return args.fn(config, args)
+        with serving_estate(config) as served:
+            return args.fn(served, args)
     except HeadwaterError as exc:
         print(f"headwater: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -200,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(set HEADWATER_DEBUG=1 for the traceback)", file=sys.stderr)
     return 1
 
+
+_USES_SOURCES = (cmd_check, cmd_discover, cmd_run, cmd_demo)
 
 if __name__ == "__main__":
     sys.exit(main())

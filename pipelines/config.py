@@ -270,6 +270,8 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
         "retry": _retry(spec),
         "fast_path": spec.get("fast_path", "auto"),
     }
+    if kind == "rest":
+        return _rest_connector(name, spec)
     streams = [_sql_stream(name, s) for s in spec.get("streams", [])]
     if kind == "sql":
         if "url" not in spec:
@@ -280,8 +282,6 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
             _missing(name, "connection_string", "ODBC connectors")
         options = {k: spec[k] for k in _ODBC_OPTIONS if k in spec}
         return ODBCConnector(name, spec["connection_string"], streams, **common, **options)
-    if kind == "rest":
-        return _rest_connector(name, spec)
     raise ConfigurationError(
         f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc, rest"
     )

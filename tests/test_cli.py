@@ -11,6 +11,8 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from pipelines.estate.crm import CRMServer
+
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
 
 
@@ -43,6 +45,14 @@ def demo_dir(tmp_path_factory) -> Path:
 
 
 def source_counts(cwd: Path) -> dict[str, int]:
+    """Rows in every source of the demo estate: the ERP file and the CRM (same seed)."""
+    crm = CRMServer(accounts=120, tickets=400)
+    counts = {f"raw_crm__{name}": len(crm.records(name))
+              for name in ("accounts", "contacts", "tickets")}
+    return counts | erp_counts(cwd)
+
+
+def erp_counts(cwd: Path) -> dict[str, int]:
     engine = sa.create_engine(f"sqlite:///{cwd / '.headwater' / 'erp.sqlite'}")
     with engine.connect() as conn:
         counts = {
@@ -68,7 +78,9 @@ def test_a_second_run_reports_no_new_rows(demo_dir: Path) -> None:
 
 def test_check_and_discover(demo_dir: Path) -> None:
     check = headwater(demo_dir, "check")
-    assert check.returncode == 0 and check.stdout.startswith("erp: ok sqlite database")
+    assert check.returncode == 0, check.stderr
+    assert "\nerp: ok sqlite database" in check.stdout
+    assert "\ncrm: ok http://127.0.0.1:" in check.stdout
     discover = headwater(demo_dir, "discover", "erp.order_lines")
     assert discover.returncode == 0, discover.stderr
     assert "erp.order_lines (primary key ORDER_NO, LINE_NO, cursor updated_at)" in discover.stdout
@@ -89,7 +101,7 @@ def test_state_show_and_reset_one_stream(demo_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        (["run", "crm"], "no connector 'crm'"),
+        (["run", "billing"], "no connector 'billing'"),
         (["run", "erp.invoices"], "has no stream 'invoices'"),
         (["state", "reset", "erp.nothing"], "no saved state for 'erp.nothing'"),
     ],
