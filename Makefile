@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sql_extract.py
 	$(BIN)/python bench/odbc_extract.py
+	$(BIN)/python bench/rest_extract.py
 
 clean:
 	rm -rf $(VENV) .headwater
