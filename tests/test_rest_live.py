@@ -338,3 +338,19 @@ def test_a_repeated_page_token_stops_the_read_instead_of_looping(crm) -> None:
     with connector_for(crm, streams=[stuck]) as connector, \
             pytest.raises(DataContractError, match="already read"):
         read_all(connector, "stuck")
+
+
+def test_a_rate_limit_spaces_the_requests(crm) -> None:
+    from connectors.http import RateLimit
+
+    limit = RateLimit(4, per_seconds=0.5)
+    with connector_for(crm, rate_limit=limit) as connector:
+        started = time.monotonic()
+        batches, _ = read_all(connector, "contacts_by_offset")  # 270 contacts, 4 pages
+        read_all(connector, "contacts")  # 7 pages
+        elapsed = time.monotonic() - started
+        assert connector.client.stats["requests"] == 4 + 7 + 2  # and a page per stream for types
+    # 12 requests at 4 per 0.5 s: the 5th, 9th start at least 0.5 s, 1.0 s in.
+    assert elapsed >= 1.0
+    assert connector.client.stats["rate_limited_s"] >= 0.9
+    assert len(keys_of(batches, ("id",))) == len(ids(crm, "contacts"))
