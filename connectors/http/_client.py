@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -76,6 +77,13 @@ class HTTPClient:
         self._clock = clock
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "headwater", **(headers or {})})
+        # The environment (proxies, no_proxy, CA bundle) is read once per host rather
+        # than on every request, which costs requests about half a millisecond each.
+        self.session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self.session.verify = bundle
+        self._proxies: dict[str, dict[str, str]] = {}
         #: Requests sent, retries made and seconds waited for the rate limit.
         self.stats = {"requests": 0, "retries": 0, "rate_limited_s": 0.0}
 
@@ -112,9 +120,17 @@ class HTTPClient:
         used = self.auth.apply(all_headers, all_params)
         self.stats["requests"] += 1
         kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("proxies", self._proxies_for(url))
         response = self.session.request(method, url, params=all_params, headers=all_headers,
                                         **kwargs)
         return response, used
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxies:
+            self._proxies[origin] = requests.utils.get_environ_proxies(origin)
+        return self._proxies[origin]
 
     @staticmethod
     def _failure(response: requests.Response, what: str) -> Exception:
