@@ -1,7 +1,6 @@
 """REST sources: JSON APIs behind OAuth2, API keys or basic auth, page by page into Arrow."""
 
-from ._connector import RESTConnector
-from ._paginate import (
+from .._paginate import (
     CursorInBody,
     LinkHeader,
     NextURLInBody,
@@ -13,7 +12,8 @@ from ._paginate import (
     Paginator,
     parse_link_header,
 )
-from ._records import coerce, flatten, select_records, value_at
+from .._records import coerce, flatten, select_records, value_at
+from ._connector import RESTConnector
 from ._streams import RESTStream
 
 __all__ = [

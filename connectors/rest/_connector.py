@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
 import orjson
-import pyarrow as pa
 
-from .._base import Connector
-from .._batching import batch_records
-from .._errors import ConfigurationError, DataContractError, RetriableSourceError
+from .._errors import ConfigurationError, RetriableSourceError
 from .._incremental import CursorTracker
+from .._paged import PagedConnector
+from .._paginate import Page
+from .._records import select_records
 from .._redaction import redact
 from .._retry import Retrier, RetryPolicy
-from .._state import with_checkpoint
 from .._stream import Stream
 from ..http import DEFAULT_TIMEOUT, Auth, HTTPClient, RateLimit, describe
-from ._paginate import Page, PageLoop, PageResult, Paginator
-from ._records import (
-    coerce,
-    flatten,
-    parse_instant,
-    select_records,
-    to_batch,
-    unknown_fields,
-)
 from ._streams import RESTStream
 
 
-class RESTConnector(Connector):
+class RESTConnector(PagedConnector):
     """Reads JSON APIs declared as :class:`RESTStream` s.
 
     A source is a base URL, an auth object (``OAuth2ClientCredentials``, ``APIKey``,
@@ -67,7 +57,7 @@ class RESTConnector(Connector):
         headers: Mapping[str, str] | None = None,
         batch_size: int = 10_000,
     ) -> None:
-        super().__init__(name, streams)
+        super().__init__(name, streams, batch_size=batch_size)
         self.base_url = base_url or self.base_url
         if not self.base_url:
             raise ConfigurationError(f"connector {self.name!r} needs a base_url")
@@ -77,9 +67,7 @@ class RESTConnector(Connector):
         self.client = HTTPClient(auth=auth or self.auth(), retry=retry, timeout=timeout,
                                  max_elapsed=max_elapsed, rate_limit=rate_limit,
                                  headers=headers)
-        self.batch_size = batch_size
         self.where = redact(self.base_url)
-        self._schemas: dict[str, pa.Schema] = {}
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -104,107 +92,13 @@ class RESTConnector(Connector):
     def url_for(self, stream: RESTStream) -> str:
         return urljoin(self.base_url.rstrip("/") + "/", stream.path.lstrip("/"))
 
-    def check(self) -> None:
-        """Fetch the first page of every declared stream (credentials, URLs, paths)."""
-        for stream in self.streams:
-            self._first_records(stream)
-
-    def discover(self) -> list[Stream]:
-        """The declared streams with their schemas (declared, or inferred from page one)."""
-        return [stream.with_schema(self.schema_for(stream)) for stream in self.streams]
-
-    def schema_for(self, stream: Stream) -> pa.Schema:
-        """The stream's declared schema, or one inferred from its first page."""
-        if stream.schema is not None:
-            return stream.schema
-        if stream.name not in self._schemas:
-            records = coerce(self._first_records(stream), None)
-            if not records:
-                raise ConfigurationError(
-                    f"stream {stream.name!r}: the first page is empty, so its types cannot "
-                    "be inferred; declare the stream's schema"
-                )
-            first = next(batch_records(records, None, len(records)))
-            self._schemas[stream.name] = pa.schema([_widen(f) for f in first.schema])
-        return self._schemas[stream.name]
-
-    def _first_records(self, stream: Stream) -> list[Mapping[str, Any]]:
-        stream = self._rest(stream)
-        paginator = stream.paginator or Paginator()
-        page = paginator.first(Page(self.url_for(stream), dict(stream.params)))
-        body, headers = self._fetch_page(stream, page)
-        return [flatten(r, stream.nested) for r in self.parse_records(stream, body, headers)]
-
-    def read(self, stream: str | Stream, state: dict[str, Any] | None = None
-             ) -> Iterator[pa.RecordBatch]:
-        """Yield the stream page by page from ``state`` on, each batch checkpointed."""
-        stream = self._rest(self.stream(stream))
-        schema = self.schema_for(stream)
-        wanted = [*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])]
-        missing = [name for name in wanted if name not in schema.names]
-        if missing:
-            raise ConfigurationError(
-                f"stream {stream.name!r}: key or cursor field(s) {missing} are not in its "
-                f"records; fields are: {schema.names}"
-            )
-        return self._read(stream, schema, dict(state or {}))
-
-    def _read(self, stream: RESTStream, schema: pa.Schema, state: dict[str, Any]
-              ) -> Iterator[pa.RecordBatch]:
-        resume = state.get("resume") or {}
-        tracker = (CursorTracker(stream.incremental, state.get("cursor"), state.get("boundary"),
-                                 resume=resume) if stream.incremental else None)
-        paginator = stream.paginator or Paginator()
-        page: Page | None = (Page.from_state(resume["page"]) if resume.get("page")
-                             else paginator.first(self._start(stream, tracker)))
-        skip = int(resume.get("skip") or 0)  # records of that page already stored
-        loop = PageLoop(stream.name)
-        while page is not None:
-            loop.visit(page)
-            body, headers = self._fetch_page(stream, page)
-            records = self.parse_records(stream, body, headers)
-            following = paginator.next(page, PageResult(body, headers, len(records)))
-            yield from self._page_batches(stream, schema, tracker, records[skip:], skip,
-                                          page, following)
-            page, skip = following, 0
-        yield with_checkpoint(_empty(schema), tracker.state() if tracker else {})
-
-    def _page_batches(self, stream: RESTStream, schema: pa.Schema,
-                      tracker: CursorTracker | None, records: list[dict[str, Any]],
-                      skipped: int, page: Page, following: Page | None
-                      ) -> Iterator[pa.RecordBatch]:
-        """One page's records in batches of at most ``batch_size``. A batch that ends
-        inside the page resumes at the same page, past the records it held; the last
-        one resumes at the next page."""
-        for start in range(0, max(len(records), 1), self.batch_size):
-            part = records[start:start + self.batch_size]
-            end = start + len(part)
-            kept = part if tracker is None else [
-                r for r in part if self._admit(stream, tracker, r)]
-            if end < len(records):
-                resume: dict[str, Any] = {"page": page.to_state(), "skip": skipped + end}
-            else:
-                resume = {"page": following.to_state() if following else None}
-            checkpoint: dict[str, Any] = {"resume": resume}
-            if tracker is not None:
-                checkpoint.update(tracker.saved())
-                resume.update(tracker.resume())
-            batch = _to_batch(stream, kept, schema) if kept else _empty(schema)
-            _check_keys(stream, batch)
-            yield with_checkpoint(batch, checkpoint)
-
-    def _start(self, stream: RESTStream, tracker: CursorTracker | None) -> Page:
+    def first_page(self, stream: RESTStream, tracker: CursorTracker | None) -> Page:
         params = dict(stream.params)
         if tracker is not None and stream.since_param and tracker.window.start is not None:
             params[stream.since_param] = self.since_value(stream, tracker.window.start)
         return Page(self.url_for(stream), params)
 
-    @staticmethod
-    def _admit(stream: RESTStream, tracker: CursorTracker, record: Mapping[str, Any]) -> bool:
-        key = tuple(record.get(k) for k in stream.primary_key)
-        return tracker.admit(parse_instant(record.get(stream.cursor_field)), key)
-
-    def _fetch_page(self, stream: RESTStream, page: Page) -> tuple[Any, Mapping[str, str]]:
+    def fetch_page(self, stream: RESTStream, page: Page) -> tuple[Any, Mapping[str, str]]:
         """GET one page and parse it; a malformed body is retried like a failed request."""
         attempt = 0
         while True:
@@ -220,41 +114,5 @@ class RESTConnector(Connector):
                 error = RetriableSourceError(f"{what} returned malformed JSON ({exc})")
             self.client.retrier.wait_or_raise(attempt, error, what)
 
-    def _rest(self, stream: Stream) -> RESTStream:
-        if not isinstance(stream, RESTStream):
-            raise ConfigurationError(f"stream {stream.name!r}: a REST stream is a RESTStream")
-        return stream
-
     def close(self) -> None:
         self.client.close()
-
-
-def _to_batch(stream: RESTStream, records: list[Mapping[str, Any]], schema: pa.Schema
-              ) -> pa.RecordBatch:
-    """Records into a batch, flattened only when they hold fields the schema does not
-    name (``address`` for ``address__city``): flat pages skip the per-record work."""
-    if not unknown_fields(records, schema):
-        return to_batch(records, schema, fields_checked=True)
-    return to_batch([flatten(r, stream.nested) for r in records], schema)
-
-
-def _check_keys(stream: RESTStream, batch: pa.RecordBatch) -> None:
-    for key in stream.primary_key:
-        if batch.column(key).null_count:
-            raise DataContractError(
-                f"stream {stream.name!r}: records without a value for primary-key field "
-                f"{key!r}; declare a primary key every record has"
-            )
-
-
-def _empty(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
-
-
-def _widen(field: pa.Field) -> pa.Field:
-    """Types inferred from one page, widened so later pages fit."""
-    if pa.types.is_integer(field.type):
-        return field.with_type(pa.int64())
-    if pa.types.is_null(field.type):
-        return field.with_type(pa.string())
-    return field

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._paginate import Paginator
+from .._records import AS_JSON, FLATTEN
 from .._stream import Stream
-from ._paginate import Paginator
-from ._records import AS_JSON, FLATTEN
 
 
 @dataclass(frozen=True, kw_only=True)

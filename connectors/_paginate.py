@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from .._errors import DataContractError
+from ._errors import DataContractError
 from ._records import value_at
 
 

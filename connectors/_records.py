@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._errors import DataContractError
+from ._errors import DataContractError
 
 FLATTEN, AS_JSON = "flatten", "json"
 

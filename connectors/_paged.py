@@ -1,0 +1,184 @@
+"""What every page-by-page connector shares (REST, SOAP): pages to checkpointed batches.
+
+A subclass says how to find a stream's first page (:meth:`PagedConnector.first_page`),
+fetch one (:meth:`PagedConnector.fetch_page`) and pick its records
+(:meth:`PagedConnector.parse_records`); the stream's paginator finds the pages after
+it. This base turns the records into Arrow batches of the stream's declared or
+inferred schema, filters incremental streams through a :class:`CursorTracker`, and
+checkpoints every batch so a stopped read resumes at the next page, or inside a page
+split into several batches.
+
+Streams are duck-typed: they carry ``paginator`` (or ``None`` for one page) and
+``nested`` (the flattening rule) besides the usual key, cursor and schema.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from ._base import Connector
+from ._batching import batch_records
+from ._errors import ConfigurationError, DataContractError
+from ._incremental import CursorTracker
+from ._paginate import Page, PageLoop, PageResult, Paginator
+from ._records import coerce, flatten, parse_instant, to_batch, unknown_fields
+from ._state import with_checkpoint
+from ._stream import Stream
+
+
+class PagedConnector(Connector):
+    """A connector that reads each stream as a sequence of pages of records."""
+
+    def __init__(self, name: str | None, streams: Sequence[Stream] | None, *,
+                 batch_size: int = 10_000) -> None:
+        super().__init__(name, streams)
+        if batch_size < 1:
+            raise ConfigurationError(f"connector {self.name!r}: batch_size must be at least 1")
+        self.batch_size = batch_size
+        self._schemas: dict[str, pa.Schema] = {}
+
+    # -- what a subclass provides -------------------------------------------------------
+
+    @abc.abstractmethod
+    def first_page(self, stream: Any, tracker: CursorTracker | None) -> Page:
+        """The request for the stream's first page, before its paginator adds to it."""
+
+    @abc.abstractmethod
+    def fetch_page(self, stream: Any, page: Page) -> tuple[Any, Mapping[str, str]]:
+        """Fetch one page: its parsed body and its headers (empty if none)."""
+
+    @abc.abstractmethod
+    def parse_records(self, stream: Any, body: Any, headers: Mapping[str, str]
+                      ) -> list[Mapping[str, Any]]:
+        """The records of one page (flattened afterwards by the stream's ``nested`` rule)."""
+
+    # -- the contract -------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Fetch the first page of every declared stream (credentials, addresses)."""
+        for stream in self.streams:
+            self._first_records(stream)
+
+    def discover(self) -> list[Stream]:
+        """The declared streams with their schemas (declared, or inferred from page one)."""
+        return [stream.with_schema(self.schema_for(stream)) for stream in self.streams]
+
+    def schema_for(self, stream: Stream) -> pa.Schema:
+        """The stream's declared schema, or one inferred from its first page."""
+        if stream.schema is not None:
+            return stream.schema
+        if stream.name not in self._schemas:
+            records = coerce(self._first_records(stream), None)
+            if not records:
+                raise ConfigurationError(
+                    f"stream {stream.name!r}: the first page is empty, so its types cannot "
+                    "be inferred; declare the stream's schema"
+                )
+            first = next(batch_records(records, None, len(records)))
+            self._schemas[stream.name] = pa.schema([_widen(f) for f in first.schema])
+        return self._schemas[stream.name]
+
+    def _first_records(self, stream: Any) -> list[Mapping[str, Any]]:
+        page = _paginator(stream).first(self.first_page(stream, None))
+        body, headers = self.fetch_page(stream, page)
+        return [flatten(r, stream.nested) for r in self.parse_records(stream, body, headers)]
+
+    def read(self, stream: str | Stream, state: dict[str, Any] | None = None
+             ) -> Iterator[pa.RecordBatch]:
+        """Yield the stream page by page from ``state`` on, each batch checkpointed."""
+        stream = self.stream(stream)
+        schema = self.schema_for(stream)
+        wanted = [*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])]
+        missing = [name for name in wanted if name not in schema.names]
+        if missing:
+            raise ConfigurationError(
+                f"stream {stream.name!r}: key or cursor field(s) {missing} are not in its "
+                f"records; fields are: {schema.names}"
+            )
+        return self._read(stream, schema, dict(state or {}))
+
+    def _read(self, stream: Any, schema: pa.Schema, state: dict[str, Any]
+              ) -> Iterator[pa.RecordBatch]:
+        resume = state.get("resume") or {}
+        tracker = (CursorTracker(stream.incremental, state.get("cursor"), state.get("boundary"),
+                                 resume=resume) if stream.incremental else None)
+        paginator = _paginator(stream)
+        page: Page | None = (Page.from_state(resume["page"]) if resume.get("page")
+                             else paginator.first(self.first_page(stream, tracker)))
+        skip = int(resume.get("skip") or 0)  # records of that page already stored
+        loop = PageLoop(stream.name)
+        while page is not None:
+            loop.visit(page)
+            body, headers = self.fetch_page(stream, page)
+            records = self.parse_records(stream, body, headers)
+            following = paginator.next(page, PageResult(body, headers, len(records)))
+            yield from self._page_batches(stream, schema, tracker, records[skip:], skip,
+                                          page, following)
+            page, skip = following, 0
+        yield with_checkpoint(_empty(schema), tracker.state() if tracker else {})
+
+    def _page_batches(self, stream: Any, schema: pa.Schema, tracker: CursorTracker | None,
+                      records: Sequence[Mapping[str, Any]], skipped: int, page: Page,
+                      following: Page | None) -> Iterator[pa.RecordBatch]:
+        """One page's records in batches of at most ``batch_size``. A batch that ends
+        inside the page resumes at the same page, past the records it held; the last
+        one resumes at the next page."""
+        for start in range(0, max(len(records), 1), self.batch_size):
+            part = records[start:start + self.batch_size]
+            end = start + len(part)
+            kept = part if tracker is None else [r for r in part if _admit(stream, tracker, r)]
+            if end < len(records):
+                resume: dict[str, Any] = {"page": page.to_state(), "skip": skipped + end}
+            else:
+                resume = {"page": following.to_state() if following else None}
+            checkpoint: dict[str, Any] = {"resume": resume}
+            if tracker is not None:
+                checkpoint.update(tracker.saved())
+                resume.update(tracker.resume())
+            batch = _to_batch(stream, kept, schema) if kept else _empty(schema)
+            _check_keys(stream, batch)
+            yield with_checkpoint(batch, checkpoint)
+
+
+def _paginator(stream: Any) -> Paginator:
+    return getattr(stream, "paginator", None) or Paginator()
+
+
+def _admit(stream: Any, tracker: CursorTracker, record: Mapping[str, Any]) -> bool:
+    key = tuple(record.get(k) for k in stream.primary_key)
+    return tracker.admit(parse_instant(record.get(stream.cursor_field)), key)
+
+
+def _to_batch(stream: Any, records: Sequence[Mapping[str, Any]], schema: pa.Schema
+              ) -> pa.RecordBatch:
+    """Records into a batch, flattened only when they hold fields the schema does not
+    name (``address`` for ``address__city``): flat pages skip the per-record work."""
+    if not unknown_fields(records, schema):
+        return to_batch(records, schema, fields_checked=True)
+    return to_batch([flatten(r, stream.nested) for r in records], schema)
+
+
+def _check_keys(stream: Stream, batch: pa.RecordBatch) -> None:
+    for key in stream.primary_key:
+        if batch.column(key).null_count:
+            raise DataContractError(
+                f"stream {stream.name!r}: records without a value for primary-key field "
+                f"{key!r}; declare a primary key every record has"
+            )
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+
+
+def _widen(field: pa.Field) -> pa.Field:
+    """Types inferred from one page, widened so later pages fit."""
+    if pa.types.is_integer(field.type):
+        return field.with_type(pa.int64())
+    if pa.types.is_null(field.type):
+        return field.with_type(pa.string())
+    return field
