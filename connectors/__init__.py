@@ -20,6 +20,7 @@ from ._state import checkpoint_of, dumps_state, loads_state, with_checkpoint, wi
 from ._stream import Stream, stream_name_for
 from .odbc import ODBCConnector
 from .rest import RESTConnector, RESTStream
+from .soap import SOAPConnector, SOAPStream
 from .sql import SQLConnector, SQLQuery, SQLTable
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "RetriableSourceError",
     "Retrier",
     "RetryPolicy",
+    "SOAPConnector",
+    "SOAPStream",
     "SQLConnector",
     "SQLQuery",
     "SQLTable",

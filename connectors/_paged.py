@@ -179,6 +179,10 @@ def _widen(field: pa.Field) -> pa.Field:
     """Types inferred from one page, widened so later pages fit."""
     if pa.types.is_integer(field.type):
         return field.with_type(pa.int64())
+    if pa.types.is_decimal(field.type):
+        return field.with_type(pa.decimal128(38, max(field.type.scale, 0)))
     if pa.types.is_null(field.type):
         return field.with_type(pa.string())
+    if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+        return field.with_type(pa.timestamp("us", tz="UTC"))  # offsets vary per value
     return field

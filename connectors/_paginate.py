@@ -10,6 +10,7 @@ first page needs parameters).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ class Page:
 
     def with_params(self, **changes: Any) -> Page:
         return Page(self.url, {**self.params, **changes})
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The parameters to send: without the paginators' own bookkeeping (``_hw_...``)."""
+        return {k: v for k, v in self.params.items() if not k.startswith("_hw_")}
 
     def identity(self) -> tuple:
         """What makes two requests the same page (for loop detection)."""
@@ -186,6 +192,69 @@ class LinkHeader(Paginator):
         if not url:
             return None
         return Page(urljoin(page.url, url), {})
+
+
+@dataclass(frozen=True)
+class DateWindows(Paginator):
+    """Consecutive ``[from, to)`` windows of ``step`` from ``start`` to ``end`` (default:
+    now), each walked by ``inner`` (one page per window if ``None``).
+
+    For services that answer a date range at a time. The window bounds are arguments
+    of every page (``from_param``, ``to_param``), so a checkpoint names its window.
+    A page that already carries ``from_param`` (an incremental window start) starts
+    there.
+    """
+
+    from_param: str = "from"
+    to_param: str = "to"
+    step: dt.timedelta = dt.timedelta(days=30)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    inner: Paginator | None = None
+
+    def first(self, page: Page) -> Page:
+        begin = page.params.get(self.from_param) or self.start
+        if begin is None:
+            raise DataContractError(
+                f"date windows need a start: set DateWindows(start=...) or an incremental "
+                f"start for {self.from_param!r}"
+            )
+        return self._window(page, _instant(begin))
+
+    def next(self, page: Page, result: PageResult) -> Page | None:
+        inner = (self.inner or Paginator()).next(page, result)
+        if inner is not None:
+            return inner
+        upper = _instant(page.params[self.to_param])
+        if upper >= self._end():
+            return None
+        fresh = Page(page.url, {k: v for k, v in page.params.items()
+                                if k in self._base_keys(page)})
+        return self._window(fresh, upper)
+
+    def _window(self, page: Page, begin: dt.datetime) -> Page:
+        upper = min(begin + self.step, self._end())
+        windowed = page.with_params(**{self.from_param: begin.isoformat(),
+                                       self.to_param: upper.isoformat(),
+                                       _WINDOW_KEYS: ",".join(sorted(page.params))})
+        return (self.inner or Paginator()).first(windowed)
+
+    def _base_keys(self, page: Page) -> set[str]:
+        keys = str(page.params.get(_WINDOW_KEYS, ""))
+        return {k for k in keys.split(",") if k} | {_WINDOW_KEYS}
+
+    def _end(self) -> dt.datetime:
+        return _instant(self.end) if self.end is not None else dt.datetime.now(dt.UTC)
+
+
+# Names the arguments a page had before its paginators added theirs, so that the next
+# window starts from those alone (a continuation token must not leak into it).
+_WINDOW_KEYS = "_hw_base"
+
+
+def _instant(value: Any) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 class PageLoop:

@@ -78,8 +78,13 @@ _NESTED = frozenset({dict, list})
 
 
 def as_json(value: Any) -> str:
-    """Compact JSON text with sorted keys: the same text for the same value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Compact JSON text with sorted keys: the same text for the same value. Decimals
+    and date-times (from SOAP and other typed sources) are written as their text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_text)
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date | dt.time) else str(value)
 
 
 def parse_instant(value: Any) -> Any:
@@ -153,12 +158,16 @@ def _via_text(t: pa.DataType) -> bool:
 
 def _array(values: list[Any], field: pa.Field) -> pa.Array:
     t = field.type
+    failures = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
     try:
-        if _via_text(t):
-            return pa.array(values, type=pa.string()).cast(t)
-        return pa.array(values, type=t)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return pa.array(values, type=t)  # Python values already (a SOAP client's)
+    except failures:
         pass
+    if _via_text(t):
+        try:
+            return pa.array(values, type=pa.string()).cast(t)  # ISO text (JSON)
+        except failures:
+            pass
     try:
         return pa.array([_convert(v, t) for v in values], type=t)
     except (ValueError, InvalidOperation, TypeError, pa.ArrowInvalid, pa.ArrowTypeError,

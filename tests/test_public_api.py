@@ -6,6 +6,7 @@ import connectors
 import connectors.http
 import connectors.odbc
 import connectors.rest
+import connectors.soap
 import connectors.sql
 import connectors.testing
 import pipelines.warehouse
@@ -16,7 +17,8 @@ PINNED = {
         "DataContractError", "HeadwaterError", "Incremental", "MissingCursor",
         "ODBCConnector", "RESTConnector", "RESTStream", "RecordBatcher", "RedactingFilter",
         "Retrier", "RetriableSourceError", "RetryPolicy",
-        "SQLConnector", "SQLQuery", "SQLTable", "SkippableRecordError", "Stream", "Window",
+        "SOAPConnector", "SOAPStream", "SQLConnector", "SQLQuery", "SQLTable",
+        "SkippableRecordError", "Stream", "Window",
         "batch_records", "checkpoint_of", "dumps_state", "loads_state", "redact",
         "register_secret", "stream_name_for", "with_checkpoint", "without_checkpoint",
     ],
@@ -34,9 +36,13 @@ PINNED = {
         "OAuth2ClientCredentials", "RateLimit", "describe", "retry_after_seconds", "wait_needed",
     ],
     connectors.rest: [
-        "CursorInBody", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",
+        "CursorInBody", "DateWindows", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",
         "PageNumber", "PageResult", "Paginator", "RESTConnector", "RESTStream", "coerce",
         "flatten", "parse_link_header", "select_records", "value_at",
+    ],
+    connectors.soap: [
+        "GuardedTransport", "SOAPConnector", "SOAPStream", "TimestampedUsernameToken",
+        "hardened_settings", "origin_of", "translate_fault",
     ],
     connectors.testing: ["ConnectorConformance", "conformance_suite", "keys_of", "read_all"],
     pipelines.warehouse: [

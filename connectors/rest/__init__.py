@@ -2,6 +2,7 @@
 
 from .._paginate import (
     CursorInBody,
+    DateWindows,
     LinkHeader,
     NextURLInBody,
     Offset,
@@ -18,6 +19,7 @@ from ._streams import RESTStream
 
 __all__ = [
     "CursorInBody",
+    "DateWindows",
     "LinkHeader",
     "NextURLInBody",
     "Offset",

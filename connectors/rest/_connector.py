@@ -103,14 +103,14 @@ class RESTConnector(PagedConnector):
         attempt = 0
         while True:
             attempt += 1
-            response = self.client.request("GET", page.url, params=page.params)
+            response = self.client.request("GET", page.url, params=page.arguments)
             try:
                 # Reading the whole body returns the connection to the pool for the
                 # next page (closing the response would drop it).
                 return orjson.loads(response.content), response.headers
             except orjson.JSONDecodeError as exc:
                 what = (f"stream {stream.name!r}, page {describe('GET', page.url)} "
-                        f"{dict(page.params)}")
+                        f"{page.arguments}")
                 error = RetriableSourceError(f"{what} returned malformed JSON ({exc})")
             self.client.retrier.wait_or_raise(attempt, error, what)
 

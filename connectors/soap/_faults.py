@@ -1,0 +1,64 @@
+"""SOAP and transport failures as headwater errors, by fault code."""
+
+from __future__ import annotations
+
+import requests
+from lxml import etree
+from zeep import exceptions as zx
+
+from .._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DataContractError,
+    HeadwaterError,
+    RetriableSourceError,
+)
+
+_AUTH_CODES = ("failedauthentication", "invalidsecurity", "invalidsecuritytoken",
+               "securitytokenunavailable", "messageexpired", "unauthorized")
+_SECURITY = {
+    zx.DTDForbidden: "a DTD (<!DOCTYPE>)",
+    zx.EntitiesForbidden: "an entity declaration",
+    zx.ExternalReferenceForbidden: "a reference to an outside resource",
+}
+
+
+def _local(code: object) -> str:
+    text = str(getattr(code, "localname", None) or code or "")
+    return text.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower()
+
+
+def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
+    """The headwater error for a failed SOAP call ``what`` (operation and service)."""
+    if isinstance(exc, HeadwaterError):
+        return exc
+    if isinstance(exc, zx.Fault):
+        code = _local(exc.code)
+        detail = f"{what}: SOAP fault {exc.code}: {exc.message}"
+        if any(name in code for name in _AUTH_CODES):
+            return AuthenticationError(f"{detail}; check the WS-Security user and password")
+        if code in ("server", "receiver"):
+            return RetriableSourceError(detail)
+        return ConfigurationError(detail)
+    for kind, what_it_is in _SECURITY.items():
+        if isinstance(exc, kind):
+            return DataContractError(
+                f"{what}: refused a response carrying {what_it_is}; XML from sources is "
+                "read without DTDs, entities or outside references"
+            )
+    if isinstance(exc, requests.Timeout):
+        return RetriableSourceError(f"{what}: no answer within the operation timeout")
+    if isinstance(exc, requests.RequestException):
+        return RetriableSourceError(f"{what}: {type(exc).__name__}")
+    if isinstance(exc, zx.TransportError):
+        status = getattr(exc, "status_code", 0) or 0
+        if status in (401, 403):
+            return AuthenticationError(f"{what}: HTTP {status}; check the credentials")
+        if status >= 500 or status in (408, 429):
+            return RetriableSourceError(f"{what}: HTTP {status}")
+        return ConfigurationError(f"{what}: HTTP {status}")
+    if isinstance(exc, etree.XMLSyntaxError | zx.XMLSyntaxError | zx.XMLParseError):
+        return RetriableSourceError(f"{what}: the response is not well-formed XML ({exc})")
+    if isinstance(exc, zx.ValidationError | zx.LookupError | TypeError):
+        return ConfigurationError(f"{what}: {exc}")
+    return ConfigurationError(f"{what} failed: {type(exc).__name__}: {exc}")
