@@ -219,21 +219,23 @@ class DateWindows(Paginator):
                 f"date windows need a start: set DateWindows(start=...) or an incremental "
                 f"start for {self.from_param!r}"
             )
-        return self._window(page, _instant(begin))
+        # The end is fixed when the read starts ("now" by default), so the windows end.
+        end = _instant(self.end) if self.end is not None else dt.datetime.now(dt.UTC)
+        return self._window(page.with_params(**{_END: end.isoformat()}), _instant(begin))
 
     def next(self, page: Page, result: PageResult) -> Page | None:
         inner = (self.inner or Paginator()).next(page, result)
         if inner is not None:
             return inner
         upper = _instant(page.params[self.to_param])
-        if upper >= self._end():
+        if upper >= _instant(page.params[_END]):
             return None
         fresh = Page(page.url, {k: v for k, v in page.params.items()
                                 if k in self._base_keys(page)})
         return self._window(fresh, upper)
 
     def _window(self, page: Page, begin: dt.datetime) -> Page:
-        upper = min(begin + self.step, self._end())
+        upper = min(begin + self.step, _instant(page.params[_END]))
         windowed = page.with_params(**{self.from_param: begin.isoformat(),
                                        self.to_param: upper.isoformat(),
                                        _WINDOW_KEYS: ",".join(sorted(page.params))})
@@ -241,15 +243,14 @@ class DateWindows(Paginator):
 
     def _base_keys(self, page: Page) -> set[str]:
         keys = str(page.params.get(_WINDOW_KEYS, ""))
-        return {k for k in keys.split(",") if k} | {_WINDOW_KEYS}
-
-    def _end(self) -> dt.datetime:
-        return _instant(self.end) if self.end is not None else dt.datetime.now(dt.UTC)
+        return {k for k in keys.split(",") if k} | {_WINDOW_KEYS, _END}
 
 
-# Names the arguments a page had before its paginators added theirs, so that the next
-# window starts from those alone (a continuation token must not leak into it).
+# Bookkeeping carried in a page's parameters, never sent: the arguments a page had
+# before the paginators added theirs (so the next window starts from those alone, with
+# no continuation token leaking into it), and where the windows end.
 _WINDOW_KEYS = "_hw_base"
+_END = "_hw_end"
 
 
 def _instant(value: Any) -> dt.datetime:

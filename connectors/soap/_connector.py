@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 import zeep
+from zeep import exceptions as zx
 from zeep.helpers import serialize_object
 from zeep.wsse.username import UsernameToken
 from zeep.wsse.utils import WSU
@@ -119,6 +120,11 @@ class SOAPConnector(PagedConnector):
                 try:
                     return zeep.Client(self.wsdl, transport=self.transport, wsse=self.wsse,
                                        settings=hardened_settings())
+                except zx.ExternalReferenceForbidden:
+                    raise ConfigurationError(
+                        f"the WSDL {self.where} refers to a resource outside the allow-list "
+                        f"({', '.join(self.transport.allowed)}); refused"
+                    ) from None
                 except Exception as exc:
                     raise translate_fault(exc, f"loading the WSDL {self.where}") from None
 

@@ -52,6 +52,14 @@ def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
         return RetriableSourceError(f"{what}: {type(exc).__name__}")
     if isinstance(exc, zx.TransportError):
         status = getattr(exc, "status_code", 0) or 0
+        content = getattr(exc, "content", b"") or b""
+        if status == 200 and (b"<!DOCTYPE" in content or b"<!ENTITY" in content):
+            return DataContractError(
+                f"{what}: refused a response carrying a DTD or entities; XML from sources "
+                "is read without DTDs, entities or outside references"
+            )
+        if status == 200:
+            return RetriableSourceError(f"{what}: the response is not well-formed XML")
         if status in (401, 403):
             return AuthenticationError(f"{what}: HTTP {status}; check the credentials")
         if status >= 500 or status in (408, 429):
