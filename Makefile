@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sql_extract.py
 	$(BIN)/python bench/odbc_extract.py
 	$(BIN)/python bench/rest_extract.py
+	$(BIN)/python bench/soap_extract.py
 
 clean:
 	rm -rf $(VENV) .headwater

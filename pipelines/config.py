@@ -42,6 +42,7 @@ from connectors.rest import (
     RESTConnector,
     RESTStream,
 )
+from connectors.soap import SOAPConnector, SOAPStream
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _SECRET_KEY = re.compile(r"password|secret|token|api_?key", re.IGNORECASE)
@@ -196,6 +197,30 @@ _PAGINATORS = {"page_number": PageNumber, "offset": Offset, "cursor": CursorInBo
                "next_url": NextURLInBody, "link_header": LinkHeader}
 
 
+def _soap_connector(name: str, spec: dict[str, Any]) -> SOAPConnector:
+    if "wsdl" not in spec:
+        _missing(name, "wsdl", "SOAP connectors")
+    streams = []
+    for s in spec.get("streams", []):
+        if "operation" not in s or "name" not in s:
+            _missing(name, "name and operation", "SOAP streams")
+        streams.append(SOAPStream(
+            name=s["name"], operation=s["operation"], arguments=dict(s.get("arguments") or {}),
+            record_path=s.get("record_path", ""), paginator=_paginator(name, s),
+            since_arg=s.get("since_arg"), nested=s.get("nested", "flatten"),
+            explode=s.get("explode"), explode_keys=dict(s.get("explode_keys") or {}),
+            primary_key=tuple(s.get("primary_key", ())), incremental=_incremental(s),
+        ))
+    return SOAPConnector(
+        name, spec["wsdl"], streams, username=spec.get("username"),
+        password=spec.get("password"), digest=bool(spec.get("digest", True)),
+        auth=_auth(name, spec.get("auth")), retry=_retry(spec),
+        timeout=float(spec.get("timeout", 30)),
+        operation_timeout=float(spec.get("operation_timeout", 60)),
+        allowed_imports=tuple(spec.get("allowed_imports", ())),
+    )
+
+
 def _read_key(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -219,24 +244,28 @@ def _auth(connector: str, spec: dict[str, Any] | None) -> Any:
         raise ConfigurationError(f"connector {connector!r}: auth {kind} needs {exc}") from None
 
 
+def _paginator(connector: str, spec: dict[str, Any]) -> Any:
+    paginator_spec = dict(spec.get("paginator") or {})
+    if not paginator_spec:
+        return None
+    kind = paginator_spec.pop("kind", None)
+    if kind not in _PAGINATORS:
+        raise ConfigurationError(
+            f"connector {connector!r}, stream {spec['name']!r}: paginator kind must be "
+            f"one of {sorted(_PAGINATORS)}, not {kind!r}"
+        )
+    try:
+        return _PAGINATORS[kind](**paginator_spec)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"connector {connector!r}, stream {spec['name']!r}: paginator {kind}: {exc}"
+        ) from None
+
+
 def _rest_stream(connector: str, spec: dict[str, Any]) -> RESTStream:
     if "path" not in spec or "name" not in spec:
         _missing(connector, "name and path", "REST streams")
-    paginator_spec = dict(spec.get("paginator") or {})
-    paginator = None
-    if paginator_spec:
-        kind = paginator_spec.pop("kind", None)
-        if kind not in _PAGINATORS:
-            raise ConfigurationError(
-                f"connector {connector!r}, stream {spec['name']!r}: paginator kind must be "
-                f"one of {sorted(_PAGINATORS)}, not {kind!r}"
-            )
-        try:
-            paginator = _PAGINATORS[kind](**paginator_spec)
-        except TypeError as exc:
-            raise ConfigurationError(
-                f"connector {connector!r}, stream {spec['name']!r}: paginator {kind}: {exc}"
-            ) from None
+    paginator = _paginator(connector, spec)
     return RESTStream(
         name=spec["name"], path=spec["path"], record_path=spec.get("record_path", ""),
         paginator=paginator, params=dict(spec.get("params") or {}),
@@ -272,6 +301,8 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
     }
     if kind == "rest":
         return _rest_connector(name, spec)
+    if kind == "soap":
+        return _soap_connector(name, spec)
     streams = [_sql_stream(name, s) for s in spec.get("streams", [])]
     if kind == "sql":
         if "url" not in spec:
@@ -283,7 +314,7 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
         options = {k: spec[k] for k in _ODBC_OPTIONS if k in spec}
         return ODBCConnector(name, spec["connection_string"], streams, **common, **options)
     raise ConfigurationError(
-        f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc, rest"
+        f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc, rest, soap"
     )
 
 
