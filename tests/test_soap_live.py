@@ -225,3 +225,26 @@ def test_a_hung_service_hits_the_operation_timeout(logistics) -> None:
         with pytest.raises(RetriableSourceError, match="operation timeout"):
             read_all(connector, "shipments")
     assert time.monotonic() - started < 3
+
+
+def test_a_local_wsdl_file_with_the_endpoint_given(logistics) -> None:
+    from importlib import resources
+
+    wsdl = str(resources.files("pipelines.estate").joinpath("logistics.wsdl"))
+    stream = SOAPStream(name="shipments", operation="ListShipments", record_path="shipment",
+                        paginator=TOKENS, primary_key=("id",))
+    with SOAPConnector("logistics", wsdl, [stream], username=logistics.username,
+                       password=logistics.password, endpoint=logistics.url) as connector:
+        batches, _ = read_all(connector, "shipments")
+    assert sorted(k[0] for k in keys_of(batches, ("id",))) == ids(logistics)
+
+
+def test_http_credentials_ride_along_with_ws_security(logistics) -> None:
+    from connectors.http import BasicAuth
+
+    seen: list[str] = []
+    with connector_for(logistics, auth=BasicAuth("gateway", "Gateway-Pass-99")) as connector:
+        connector.http.session.hooks["response"].append(
+            lambda response, **_: seen.append(response.request.headers.get("Authorization")))
+        connector.check()
+    assert seen and all(h and h.startswith("Basic ") for h in seen)

@@ -63,7 +63,8 @@ class SOAPConnector(PagedConnector):
     """Reads SOAP services declared as :class:`SOAPStream` s of one WSDL.
 
     The WSDL comes from a URL or a local file; documents it imports load only from its
-    own location or from ``allowed_imports``. XML is parsed without DTDs, entities or
+    own location or from ``allowed_imports``; ``endpoint`` overrides the address the
+    WSDL names (a checked-in WSDL pointing at another server, say). XML is parsed without DTDs, entities or
     outside references, and every operation has ``operation_timeout`` seconds.
     Credentials: WS-Security UsernameToken (``username``/``password``, digest by
     default, with a timestamp), and/or an HTTP ``auth`` object (basic, bearer, OAuth2
@@ -91,6 +92,7 @@ class SOAPConnector(PagedConnector):
         timeout: float = 30.0,
         operation_timeout: float = 60.0,
         allowed_imports: Sequence[str] = (),
+        endpoint: str | None = None,
         rate_limit: RateLimit | None = None,
         batch_size: int = 10_000,
     ) -> None:
@@ -109,8 +111,10 @@ class SOAPConnector(PagedConnector):
         self.transport = GuardedTransport(self.http.session,
                                           [origin_of(self.wsdl), *allowed_imports],
                                           timeout=timeout, operation_timeout=operation_timeout)
-        self.where = redact(self.wsdl)
+        self.endpoint = endpoint
+        self.where = redact(endpoint or self.wsdl)
         self._client: zeep.Client | None = None
+        self._service: Any = None
 
     @property
     def client(self) -> zeep.Client:
@@ -131,6 +135,18 @@ class SOAPConnector(PagedConnector):
             self._client = self.http.retrier.call(load, f"loading the WSDL {self.where}")
         return self._client
 
+    @property
+    def service(self) -> Any:
+        """The operations, at ``endpoint`` if given (a local WSDL names another address)."""
+        if self._service is None:
+            client = self.client
+            if self.endpoint:
+                binding = next(iter(client.wsdl.bindings))
+                self._service = client.create_service(binding, self.endpoint)
+            else:
+                self._service = client.service
+        return self._service
+
     def first_page(self, stream: SOAPStream, tracker: CursorTracker | None) -> Page:
         arguments = dict(stream.arguments)
         if tracker is not None and stream.since_arg and tracker.window.start is not None:
@@ -146,7 +162,7 @@ class SOAPConnector(PagedConnector):
         while True:
             attempt += 1
             try:
-                operation = self.client.service[page.url]
+                operation = self.service[page.url]
                 result = operation(**page.arguments)
                 return serialize_object(result, target_cls=dict), {}
             except Exception as exc:
