@@ -64,8 +64,9 @@ class SOAPConnector(PagedConnector):
 
     The WSDL comes from a URL or a local file; documents it imports load only from its
     own location or from ``allowed_imports``; ``endpoint`` overrides the address the
-    WSDL names (a checked-in WSDL pointing at another server, say). XML is parsed without DTDs, entities or
-    outside references, and every operation has ``operation_timeout`` seconds.
+    WSDL names (a checked-in WSDL pointing at another server, say). XML is parsed
+    without DTDs, entities or outside references, and every operation has
+    ``operation_timeout`` seconds.
     Credentials: WS-Security UsernameToken (``username``/``password``, digest by
     default, with a timestamp), and/or an HTTP ``auth`` object (basic, bearer, OAuth2
     from :mod:`connectors.http`). Server faults, timeouts and dropped connections are
