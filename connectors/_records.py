@@ -111,7 +111,9 @@ def _convert(value: Any, t: pa.DataType) -> Any:
     if pa.types.is_decimal(t) and not isinstance(value, Decimal):
         return Decimal(str(value))
     if text and not isinstance(value, str):
-        return as_json(value) if isinstance(value, Mapping | list | bool) else str(value)
+        # Date-times as written, offset included (ISO 8601): declare a column as text to
+        # keep the offset a source gave, as a timestamp to get the UTC instant.
+        return as_json(value) if isinstance(value, Mapping | list | bool) else _text(value)
     return value
 
 

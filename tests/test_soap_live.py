@@ -248,3 +248,20 @@ def test_http_credentials_ride_along_with_ws_security(logistics) -> None:
             lambda response, **_: seen.append(response.request.headers.get("Authorization")))
         connector.check()
     assert seen and all(h and h.startswith("Basic ") for h in seen)
+
+
+def test_a_date_time_declared_as_text_keeps_its_offset(logistics) -> None:
+    schema = pa.schema([f.with_type(pa.string()) if f.name == "shippedAt" else f
+                        for f in SHIPMENTS])
+    stream = SOAPStream(name="shipments", operation="ListShipments", record_path="shipment",
+                        paginator=TOKENS, primary_key=("id",), schema=schema)
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector:
+        table = pa.Table.from_batches(read_all(connector, "shipments")[0])
+    source = {r["id"]: r["shippedAt"] for r in logistics.records()}
+    for shipment_id, text in zip(table.column("id").to_pylist(),
+                                 table.column("shippedAt").to_pylist(), strict=True):
+        written = dt.datetime.fromisoformat(text)
+        assert written == source[shipment_id]
+        assert written.utcoffset() == source[shipment_id].utcoffset()
+    assert any(not t.endswith("+00:00") for t in table.column("shippedAt").to_pylist())
