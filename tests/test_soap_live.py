@@ -171,8 +171,12 @@ def test_a_wsdl_importing_an_outside_url_is_refused(logistics) -> None:
                         primary_key=("id",))
     connector = SOAPConnector("evil", logistics.evil_wsdl_url, [stream],
                               username=logistics.username, password=logistics.password)
+    fetched: list[str] = []
+    connector.http.session.hooks["response"].append(
+        lambda response, **_: fetched.append(response.url))
     with connector, pytest.raises(ConfigurationError, match="outside the allow-list"):
         connector.check()
+    assert fetched == [logistics.evil_wsdl_url]  # the outside schema was never requested
 
 
 def test_ws_security_passwords_never_reach_logs_or_errors(logistics, caplog, capsys) -> None:
