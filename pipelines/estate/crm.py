@@ -42,10 +42,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from socketserver import ThreadingMixIn
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
@@ -60,6 +58,8 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, InvalidTokenError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import RSAKey
+
+from ._shared import BackgroundServer, Counter, QuietHandler, stamps_after
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESOURCES", "SCOPE", "CRMServer", "Faults",
            "main"]
@@ -290,17 +290,6 @@ def _ticket(
             "updated_at": _zulu(updated)}
 
 
-def _stamps_after(rng: random.Random, latest: dt.datetime, count: int) -> list[dt.datetime]:
-    """``count`` stamps within the day after ``latest``, all later than it, some tied."""
-    stamps: list[dt.datetime] = []
-    for _ in range(count):
-        if stamps and rng.random() < _TIE_SHARE:
-            stamps.append(stamps[-1])
-        else:
-            stamps.append(latest + dt.timedelta(seconds=rng.randint(1, 86_400)))
-    return stamps
-
-
 class _Dataset:
     """The CRM's records, read by request threads while ``touch`` changes tickets.
 
@@ -349,7 +338,7 @@ class _Dataset:
             latest = max((_instant(t["updated_at"]) for t in tickets.values()),
                          default=_BASE_TIME)
             picked = rng.sample(sorted(tickets), min(changed, len(tickets)))
-            stamps = _stamps_after(rng, latest, len(picked) + added)
+            stamps = stamps_after(rng, latest, len(picked) + added, _TIE_SHARE)
             for ticket_id, stamp in zip(picked, stamps, strict=False):
                 old = tickets[ticket_id]
                 status = rng.choice([s for s in _STATUSES if s != old["status"]])
@@ -685,21 +674,8 @@ def _opaque_token(**_context: Any) -> str:
 # -- the server ---------------------------------------------------------------------------
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def increment(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
-class _RequestHandler(WSGIRequestHandler):
-    """wsgiref's request handler, quiet, and able to hang up without answering."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log nothing: test runs make thousands of requests."""
+class _RequestHandler(QuietHandler):
+    """The quiet request handler, able to hang up without answering."""
 
     def get_environ(self) -> dict[str, Any]:
         environ = super().get_environ()
@@ -709,14 +685,6 @@ class _RequestHandler(WSGIRequestHandler):
     def _hang_up(self) -> None:
         # wsgiref's later write fails with a broken pipe, which it ignores by design.
         self.connection.shutdown(socket.SHUT_RDWR)
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """wsgiref's server with a thread per request, all joined when it closes."""
-
-    # socketserver's default backlog of 5 drops connections in a burst, and the kernel
-    # retries them only a second later.
-    request_queue_size = 128
 
 
 class CRMServer:
@@ -758,11 +726,10 @@ class CRMServer:
         self._tokens = _TokenStore(token_ttl)
         self._protector = ResourceProtector()
         self._protector.register_token_validator(_BearerValidator(self._tokens))
-        self._api_requests = _Counter()
+        self._api_requests = Counter()
         self._address = (host, port)
         self._url: str | None = None
-        self._httpd: _ThreadingWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundServer("CRM")
         self._authorization: _AuthorizationServer | None = None
 
     @property
@@ -789,28 +756,15 @@ class CRMServer:
 
     def start(self) -> CRMServer:
         """Bind the port and serve from a background thread; return self."""
-        if self._httpd is not None:
-            raise RuntimeError("the CRM server is already running")
-        httpd = make_server(*self._address, self._serve, server_class=_ThreadingWSGIServer,
-                            handler_class=_RequestHandler)
-        host, port = httpd.server_address[:2]
+        host, port = self._server.start(self._serve, *self._address,
+                                        handler_class=_RequestHandler)
         self._url = f"http://{host}:{port}"
         self._authorization = _AuthorizationServer(self._clients, self._tokens, self.token_url)
-        self._httpd = httpd
-        # A short poll interval so that stop() returns quickly.
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"crm-{port}", daemon=True)
-        self._thread.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, wait for requests in flight and close the socket; idempotent."""
-        if self._httpd is None or self._thread is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-        self._httpd = self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> CRMServer:
         return self.start()

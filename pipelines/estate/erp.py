@@ -34,6 +34,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ._shared import stamps_after
+
 ERP_TABLES: tuple[str, ...] = ("Customer Master", "PRODUCTS", "orders", "ORDER LINES")
 
 BASE_TIME = dt.datetime(2024, 1, 1)
@@ -198,7 +200,7 @@ def touch_erp(
         # sort here: collations disagree on where blanks sort, and the draw must not.
         cust_nos = sorted(key.ljust(8) for key in conn.scalars(sa.select(customers.c.CUST_NO)))
         picked = rng.sample(existing, min(changed, len(existing)))
-        stamps = _stamps_after(rng, latest, len(picked) + added)
+        stamps = stamps_after(rng, latest, len(picked) + added, _TIE_SHARE)
         updates = [
             {
                 "new_order_no": row.order_no,
@@ -371,17 +373,6 @@ def _lines(
 def _line_amount_cents(line: dict[str, Any]) -> int:
     gross = line["QTY"] * line["UNIT_PRICE_CENTS"] * (100 - line["DISCOUNT_PCT"]) / 100
     return int(gross.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def _stamps_after(rng: random.Random, latest: dt.datetime, count: int) -> list[dt.datetime]:
-    """``count`` stamps within the day after ``latest``, all later than it, some tied."""
-    stamps: list[dt.datetime] = []
-    for _ in range(count):
-        if stamps and rng.random() < _TIE_SHARE:
-            stamps.append(stamps[-1])
-        else:
-            stamps.append(latest + dt.timedelta(seconds=rng.randint(1, 86_400)))
-    return stamps
 
 
 def _new_order(

@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from http import HTTPStatus
 from importlib import resources
-from socketserver import ThreadingMixIn
 from typing import Any, Literal
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lxml import etree
+
+from ._shared import BackgroundServer, Counter, stamps_after
 
 __all__ = ["MAX_PAGE_SIZE", "NAMESPACE", "Faults", "LogisticsServer", "main"]
 
@@ -256,17 +256,6 @@ def _build_shipments(rng: random.Random, count: int) -> dict[str, dict[str, Any]
     return shipments
 
 
-def _stamps_after(rng: random.Random, latest: dt.datetime, count: int) -> list[dt.datetime]:
-    """``count`` stamps within the day after ``latest``, all later than it, some tied."""
-    stamps: list[dt.datetime] = []
-    for _ in range(count):
-        if stamps and rng.random() < _TIE_SHARE:
-            stamps.append(stamps[-1])
-        else:
-            stamps.append(latest + dt.timedelta(seconds=rng.randint(1, 86_400)))
-    return stamps
-
-
 def _advanced(rng: random.Random, old: Mapping[str, Any], stamp: dt.datetime) -> dict[str, Any]:
     """``old`` moved on to its next status at ``stamp``, with the scan that says so."""
     status = rng.choice(_NEXT_STATUSES[old["status"]])
@@ -317,7 +306,7 @@ class _Dataset:
             shipments = self._shipments
             latest = max((s["updatedAt"] for s in shipments.values()), default=_BASE_TIME)
             picked = rng.sample(sorted(shipments), min(changed, len(shipments)))
-            stamps = _stamps_after(rng, latest, len(picked) + added)
+            stamps = stamps_after(rng, latest, len(picked) + added, _TIE_SHARE)
             for shipment_id, stamp in zip(picked, stamps, strict=False):
                 shipments[shipment_id] = _advanced(rng, shipments[shipment_id], stamp)
             first = len(shipments) + 1  # ids run 1..n without gaps
@@ -590,31 +579,6 @@ class _Response:
     headers: list[tuple[str, str]] = field(default_factory=lambda: list(_XML_HEADERS))
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def increment(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
-class _RequestHandler(WSGIRequestHandler):
-    """wsgiref's request handler, quiet."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log nothing: test runs make thousands of requests."""
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """wsgiref's server with a thread per request, all joined when it closes."""
-
-    # socketserver's default backlog of 5 drops connections in a burst, and the kernel
-    # retries them only a second later.
-    request_queue_size = 128
-
-
 def _wsdl(location: str, outside_import: str | None = None) -> bytes:
     """The checked-in WSDL with its ``soap:address`` at ``location``; with ``outside_import``,
     its schema also imports that URL, as a WSDL from an untrusted source might."""
@@ -644,12 +608,11 @@ class LogisticsServer:
         self.password = password if password is not None else secrets.token_urlsafe(18)
         self.faults = Faults()
         self._data = _Dataset(seed, shipments)
-        self._requests = _Counter()
+        self._requests = Counter()
         self._address = (host, port)
         self._url: str | None = None
         self._documents: dict[str, bytes] = {}
-        self._httpd: _ThreadingWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundServer("logistics")
 
     @property
     def url(self) -> str:
@@ -676,29 +639,15 @@ class LogisticsServer:
 
     def start(self) -> LogisticsServer:
         """Bind the port and serve from a background thread; return self."""
-        if self._httpd is not None:
-            raise RuntimeError("the logistics server is already running")
-        httpd = make_server(*self._address, self._serve, server_class=_ThreadingWSGIServer,
-                            handler_class=_RequestHandler)
-        host, port = httpd.server_address[:2]
+        host, port = self._server.start(self._serve, *self._address)
         self._url = f"http://{host}:{port}{_ENDPOINT}"
         self._documents = {"wsdl": _wsdl(self._url),
                            "evil": _wsdl(self._url, outside_import=_OUTSIDE_SCHEMA)}
-        self._httpd = httpd
-        # A short poll interval so that stop() returns quickly.
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"logistics-{port}", daemon=True)
-        self._thread.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, wait for requests in flight and close the socket; idempotent."""
-        if self._httpd is None or self._thread is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-        self._httpd = self._thread = None
+        self._server.stop()
 
     def __enter__(self) -> LogisticsServer:
         return self.start()

@@ -1,0 +1,85 @@
+"""What the demo estate's servers share: a quiet threaded WSGI server on a background
+thread, a thread-safe counter, and the time stamps of a day of activity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from collections.abc import Callable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+
+class Counter:
+    """A count that request threads increment."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def increment(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+class QuietHandler(WSGIRequestHandler):
+    """wsgiref's request handler, without a log line per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: test runs make thousands of requests."""
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """wsgiref's server with a thread per request, all joined when it closes."""
+
+    # socketserver's default backlog of 5 drops connections in a burst, and the kernel
+    # retries them only a second later.
+    request_queue_size = 128
+
+
+class BackgroundServer:
+    """Serves one WSGI app from a background thread until :meth:`stop`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # in messages and thread names: "the CRM server is already running"
+        self._httpd: _ThreadingWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, app: Callable[..., Any], host: str, port: int,
+              handler_class: type[WSGIRequestHandler] = QuietHandler) -> tuple[str, int]:
+        """Bind ``host:port`` (0: any free port) and serve; return the bound address."""
+        if self._httpd is not None:
+            raise RuntimeError(f"the {self.name} server is already running")
+        httpd = make_server(host, port, app, server_class=_ThreadingWSGIServer,
+                            handler_class=handler_class)
+        bound_host, bound_port = httpd.server_address[:2]
+        self._httpd = httpd
+        # A short poll interval so that stop() returns quickly.
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{self.name}-{bound_port}", daemon=True)
+        self._thread.start()
+        return bound_host, bound_port
+
+    def stop(self) -> None:
+        """Stop serving, wait for requests in flight and close the socket; idempotent."""
+        if self._httpd is None or self._thread is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+        self._httpd = self._thread = None
+
+
+def stamps_after(rng: random.Random, latest: dt.datetime, count: int, tie_share: float
+                 ) -> list[dt.datetime]:
+    """``count`` stamps within the day after ``latest``, all later than it; a share
+    ``tie_share`` of them repeat the stamp before (records changed in one second)."""
+    stamps: list[dt.datetime] = []
+    for _ in range(count):
+        if stamps and rng.random() < tie_share:
+            stamps.append(stamps[-1])
+        else:
+            stamps.append(latest + dt.timedelta(seconds=rng.randint(1, 86_400)))
+    return stamps
