@@ -8,14 +8,15 @@ inferred schema, filters incremental streams through a :class:`CursorTracker`, a
 checkpoints every batch so a stopped read resumes at the next page, or inside a page
 split into several batches.
 
-Streams are duck-typed: they carry ``paginator`` (or ``None`` for one page) and
-``nested`` (the flattening rule) besides the usual key, cursor and schema.
+Streams are :class:`PagedStream` s: they carry ``record_path``, ``paginator`` and
+``nested`` besides the usual key, cursor and schema.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -25,9 +26,32 @@ from ._batching import batch_records
 from ._errors import ConfigurationError, DataContractError
 from ._incremental import CursorTracker
 from ._paginate import Page, PageLoop, PageResult, Paginator
-from ._records import coerce, flatten, parse_instant, to_batch, unknown_fields
+from ._records import AS_JSON, FLATTEN, coerce, flatten, parse_instant, to_batch, unknown_fields
 from ._state import with_checkpoint
 from ._stream import Stream
+
+
+@dataclass(frozen=True, kw_only=True)
+class PagedStream(Stream):
+    """What every paged stream declares beside its key and cursor: where the records are
+    in a page (``record_path``), how to find the next page (``paginator``; one page if
+    ``None``), and how nested objects become columns (``nested``)."""
+
+    record_path: str = ""
+    paginator: Paginator | None = None
+    nested: str = FLATTEN
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.nested not in (FLATTEN, AS_JSON):
+            raise ConfigurationError(
+                f"stream {self.name!r}: nested must be {FLATTEN!r} or {AS_JSON!r}"
+            )
+        if not self.primary_key:
+            raise ConfigurationError(
+                f"stream {self.name!r}: declare primary_key (the fields that identify a "
+                "record) so pages can be merged and resumed without duplicates"
+            )
 
 
 class PagedConnector(Connector):
@@ -144,8 +168,8 @@ class PagedConnector(Connector):
             yield with_checkpoint(batch, checkpoint)
 
 
-def _paginator(stream: Any) -> Paginator:
-    return getattr(stream, "paginator", None) or Paginator()
+def _paginator(stream: PagedStream) -> Paginator:
+    return stream.paginator or Paginator()
 
 
 def _admit(stream: Any, tracker: CursorTracker, record: Mapping[str, Any]) -> bool:
