@@ -7,6 +7,8 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CHILD_TIMEOUT_S = 1800
@@ -33,8 +35,6 @@ def run_child(script: str, label: str, *args: str) -> dict:
 
 def time_command(command: list[str], *, stdout: int | None = None) -> float:
     """Wall-clock seconds of one external command (a database's own dump tool)."""
-    import time
-
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=stdout if stdout is not None else subprocess.PIPE,
                    stderr=subprocess.PIPE, timeout=CHILD_TIMEOUT_S)
@@ -65,3 +65,35 @@ def figures(method: str, runs: list[dict]) -> Figures:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
+
+
+def interleaved(methods: dict[str, Callable[[], int]], repetitions: int, records: int
+                ) -> dict[str, list[float]]:
+    """Seconds of each method per repetition, the methods alternating so that background
+    load spreads over all of them; each must return ``records``."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for rep in range(1, repetitions + 1):
+        for name, method in methods.items():
+            started = time.perf_counter()
+            rows = method()
+            seconds = time.perf_counter() - started
+            if rows != records:
+                raise SystemExit(f"{name} read {rows:,} records, expected {records:,}")
+            times[name].append(seconds)
+            print(f"  {name:<9} rep {rep}/{repetitions}: {seconds:.2f} s "
+                  f"({records / seconds:,.0f} records/s)", flush=True)
+    return times
+
+
+def report_overhead(name: str, times: dict[str, list[float]], records: int, baseline: str,
+                    target: float) -> None:
+    """Print the medians, the verdict on ``target`` and the ``RESULT`` line of a
+    framework-against-plain-client benchmark (``headwater`` against ``plain``)."""
+    ours, plain = statistics.median(times["headwater"]), statistics.median(times["plain"])
+    overhead = ours / plain - 1
+    print()
+    print(f"headwater: median {ours:.2f} s ({records / ours:,.0f} records/s); "
+          f"{baseline}: median {plain:.2f} s ({records / plain:,.0f} records/s)")
+    print(f"target overhead <= {target:.0%}: {overhead:.1%} -> {verdict(overhead <= target)}")
+    print(f"RESULT {name} overhead={overhead:.3f} records_per_s={records / ours:.0f} "
+          f"plain_records_per_s={records / plain:.0f} peak_rss_mb={peak_rss_mb():.0f}")

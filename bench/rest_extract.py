@@ -17,10 +17,8 @@ line is ``RESULT rest_extract overhead=<our time / plain time - 1> ...``.
 from __future__ import annotations
 
 import re
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,7 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import peak_rss_mb, verdict
+from _harness import interleaved, report_overhead
 
 RECORDS = 200_000
 PER_PAGE = 200
@@ -92,30 +90,14 @@ def main() -> None:
     try:
         read_plainly(url, client_id, secret)  # warm the server's caches and the imports
         read_with_headwater(url, client_id, secret)
-        times: dict[str, list[float]] = {"headwater": [], "plain": []}
-        methods = {"headwater": read_with_headwater, "plain": read_plainly}
-        for rep in range(1, REPETITIONS + 1):
-            for name, method in methods.items():
-                started = time.perf_counter()
-                rows = method(url, client_id, secret)
-                seconds = time.perf_counter() - started
-                if rows != RECORDS:
-                    raise SystemExit(f"{name} read {rows:,} records, expected {RECORDS:,}")
-                times[name].append(seconds)
-                print(f"  {name:<9} rep {rep}/{REPETITIONS}: {seconds:.2f} s "
-                      f"({RECORDS / seconds:,.0f} records/s)", flush=True)
+        times = interleaved({
+            "headwater": lambda: read_with_headwater(url, client_id, secret),
+            "plain": lambda: read_plainly(url, client_id, secret),
+        }, REPETITIONS, RECORDS)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    ours, plain = statistics.median(times["headwater"]), statistics.median(times["plain"])
-    overhead = ours / plain - 1
-    print()
-    print(f"headwater: median {ours:.2f} s ({RECORDS / ours:,.0f} records/s); "
-          f"plain requests: median {plain:.2f} s ({RECORDS / plain:,.0f} records/s)")
-    print(f"target overhead <= {MAX_OVERHEAD:.0%}: {overhead:.1%} -> "
-          f"{verdict(overhead <= MAX_OVERHEAD)}")
-    print(f"RESULT rest_extract overhead={overhead:.3f} records_per_s={RECORDS / ours:.0f} "
-          f"plain_records_per_s={RECORDS / plain:.0f} peak_rss_mb={peak_rss_mb():.0f}")
+    report_overhead("rest_extract", times, RECORDS, "plain requests", MAX_OVERHEAD)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,15 @@ last line is ``RESULT soap_extract overhead=<our time / plain time - 1> ...``.
 from __future__ import annotations
 
 import re
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import peak_rss_mb, verdict
+from _harness import interleaved, report_overhead
 
 RECORDS = 100_000
 PAGE_SIZE = 500
@@ -101,30 +99,14 @@ def main() -> None:
     try:
         read_plainly(wsdl, username, password, pages=3)  # warm the imports and the WSDL
         read_with_headwater(wsdl, username, password, pages=3)
-        times: dict[str, list[float]] = {"headwater": [], "plain": []}
-        methods = {"headwater": read_with_headwater, "plain": read_plainly}
-        for rep in range(1, REPETITIONS + 1):
-            for name, method in methods.items():
-                started = time.perf_counter()
-                rows = method(wsdl, username, password)
-                seconds = time.perf_counter() - started
-                if rows != RECORDS:
-                    raise SystemExit(f"{name} read {rows:,} shipments, expected {RECORDS:,}")
-                times[name].append(seconds)
-                print(f"  {name:<9} rep {rep}/{REPETITIONS}: {seconds:.2f} s "
-                      f"({RECORDS / seconds:,.0f} records/s)", flush=True)
+        times = interleaved({
+            "headwater": lambda: read_with_headwater(wsdl, username, password),
+            "plain": lambda: read_plainly(wsdl, username, password),
+        }, REPETITIONS, RECORDS)
     finally:
         service.terminate()
         service.wait(timeout=30)
-    ours, plain = statistics.median(times["headwater"]), statistics.median(times["plain"])
-    overhead = ours / plain - 1
-    print()
-    print(f"headwater: median {ours:.2f} s ({RECORDS / ours:,.0f} records/s); "
-          f"plain zeep: median {plain:.2f} s ({RECORDS / plain:,.0f} records/s)")
-    print(f"target overhead <= {MAX_OVERHEAD:.0%}: {overhead:.1%} -> "
-          f"{verdict(overhead <= MAX_OVERHEAD)}")
-    print(f"RESULT soap_extract overhead={overhead:.3f} records_per_s={RECORDS / ours:.0f} "
-          f"plain_records_per_s={RECORDS / plain:.0f} peak_rss_mb={peak_rss_mb():.0f}")
+    report_overhead("soap_extract", times, RECORDS, "plain zeep", MAX_OVERHEAD)
 
 
 if __name__ == "__main__":
