@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import re
@@ -158,8 +159,9 @@ class ODBCConnector(RelationalConnector):
             self._family = family_of(self._connection().getinfo(pyodbc.SQL_DBMS_NAME))
         return self._family
 
-    @property
+    @functools.cached_property
     def dialect(self) -> sa.Dialect:
+        """The SQLAlchemy dialect statements are compiled with; built once."""
         return dialect_for(self.family)
 
     @property
