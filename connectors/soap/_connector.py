@@ -13,7 +13,7 @@ from zeep.helpers import serialize_object
 from zeep.wsse.username import UsernameToken
 from zeep.wsse.utils import WSU
 
-from .._errors import ConfigurationError, DataContractError, RetriableSourceError
+from .._errors import ConfigurationError, DataContractError
 from .._incremental import CursorTracker
 from .._paged import PagedConnector
 from .._paginate import Page
@@ -159,18 +159,14 @@ class SOAPConnector(PagedConnector):
     def fetch_page(self, stream: SOAPStream, page: Page) -> tuple[Any, Mapping[str, str]]:
         """Call the operation with the page's arguments; server faults are retried."""
         what = f"operation {page.url} of {self.where}"
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def call() -> Any:
             try:
-                operation = self.service[page.url]
-                result = operation(**page.arguments)
-                return serialize_object(result, target_cls=dict), {}
+                return self.service[page.url](**page.arguments)
             except Exception as exc:
-                error = translate_fault(exc, what)
-            if not isinstance(error, RetriableSourceError):
-                raise error
-            self.http.retrier.wait_or_raise(attempt, error, what)
+                raise translate_fault(exc, what) from None
+
+        return serialize_object(self.http.retrier.call(call, what), target_cls=dict), {}
 
     def parse_records(self, stream: SOAPStream, body: Any, headers: Mapping[str, str]
                       ) -> list[Mapping[str, Any]]:
