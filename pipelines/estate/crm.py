@@ -17,7 +17,11 @@ error="invalid_token"``. ``GET /health`` needs no token.
 The data carries the quirks incremental sync has to survive: many ``updated_at`` ties (an
 import job stamps an account's contacts at once, a nightly job closes tickets in one second),
 ``Z`` timestamps next to ``+00:00`` ones, money as two-decimal strings, postal codes with
-leading zeros, mixed-case e-mails, blank phones and non-ASCII names. :meth:`CRMServer.touch`
+leading zeros, mixed-case e-mails, blank phones and non-ASCII names. Account ``n`` is the
+ERP's customer ``n`` (see ``_parties``), spelled the CRM's way, and keeps the ERP customer
+number as typed by hand: blank, lower case, or mistyped beyond repair. Data entry left
+the rest: a name mangled by a cp1252 import, "n/a" for an unknown e-mail, internal
+extensions in the phone field. :meth:`CRMServer.touch`
 plays a day of ticket activity, :meth:`CRMServer.expire_tokens` expires every token mid-run,
 and :class:`Faults` makes the next requests fail the ways networks and busy APIs do.
 
@@ -59,6 +63,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator, I
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import RSAKey
 
+from ._parties import crm_spelling
 from ._shared import BackgroundServer, Counter, QuietHandler, stamps_after
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESOURCES", "SCOPE", "CRMServer", "Faults",
@@ -79,11 +84,6 @@ _STATUSES = ("open", "pending", "closed")
 _PRIORITIES = ("low", "normal", "normal", "high", "urgent")
 _INDUSTRIES = ("Manufacturing", "Retail", "Logistics", "Healthcare", "Finance", "Energy")
 _TAGS = ("key-account", "partner", "churn-risk", "migrated-2019", "do-not-call", "EMEA")
-_COMPANIES = ("Acme Industrial", "Globex", "Initech", "Umbrella Supply", "Stark Components",
-              "Wayne Logistics", "Vandelay Imports", "Tyrell Systems", "Oceanic Freight")
-_LEGAL_FORMS = ("Ltd", "Inc", "LLC", "GmbH", "BV", "PLC")
-_NON_ASCII_NAMES = ("Müller Maschinenbau GmbH", "Société Générale d'Outillage",
-                    "Łódź Tekstil Sp. z o.o.", "Kōbe Seimitsu 株式会社")
 _PLACES = (("DE", "Dresden", "01067"), ("GB", "London", "EC1A 1BB"), ("US", "Boston", "02108"),
            ("FR", "Lyon", "69001"), ("NL", "Utrecht", "3511 AB"), ("PL", "Łódź", "90-001"),
            ("JP", "Kōbe", "650-0001"), ("BR", "São Paulo", "01310-100"))
@@ -196,12 +196,11 @@ def _build_accounts(rng: random.Random, count: int) -> list[dict[str, Any]]:
     # Quirks are placed by position, not by chance, so even a small build has them.
     accounts: list[dict[str, Any]] = []
     for number in range(1, count + 1):
-        if number % 23 == 5:
-            name = _NON_ASCII_NAMES[(number // 23) % len(_NON_ASCII_NAMES)]
-        else:
-            name = f"{rng.choice(_COMPANIES)} {rng.choice(_LEGAL_FORMS)}"
+        name = crm_spelling(number)  # account n is the ERP's customer n
         if number % 17 == 3:
             name += "  "  # keyed in from a fixed-width screen
+        if number % 74 == 42:
+            name = _mojibake(name)  # imported once from a cp1252 export
         country, city, postal_code = rng.choice(_PLACES)
         created = _after(rng, _BASE_TIME - dt.timedelta(days=14 * 365), 14 * 365)
         if accounts and rng.random() < _TIE_SHARE:
@@ -219,8 +218,31 @@ def _build_accounts(rng: random.Random, count: int) -> list[dict[str, Any]]:
             "address": {"street": f"{rng.randint(1, 250)} {rng.choice(_STREETS)}",
                         "city": city, "postal_code": postal_code},
             "tags": rng.sample(_TAGS, rng.randint(0, 3)),
+            "erp_customer_no": _erp_reference(number),
         })
     return accounts
+
+
+def _mojibake(text: str) -> str:
+    """``text`` as a cp1252 reader shows its UTF-8 bytes: "Müller" becomes "MÃ¼ller".
+
+    Bytes cp1252 leaves undefined are read as latin-1 does, as old import tools did.
+    """
+    data = text.encode("utf-8")
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _erp_reference(number: int) -> str:
+    """The ERP customer number a sales rep typed into the account, as typed."""
+    if number % 10 == 0:
+        return ""  # never filled in
+    if number % 41 == 0:
+        return f"C-{number:05d}"  # a typo that no cleaning can mend
+    reference = f"C{number:05d}"
+    return reference.lower() if number % 7 == 0 else reference
 
 
 def _build_contacts(
@@ -246,6 +268,8 @@ def _build_contacts(
 
 
 def _email(first: str, last: str, domain: str, contact_id: int) -> str:
+    if contact_id % 53 == 0:
+        return "n/a"  # the legacy form would not save without something in the field
     address = f"{first}.{last.replace(chr(39), '')}@{domain}"
     if contact_id % 7 == 0:
         return address.upper()  # typed with caps lock on
@@ -256,6 +280,8 @@ def _phone(rng: random.Random, contact_id: int) -> str:
     if contact_id % 13 == 0:
         return ""  # the legacy form stored "" for unknown
     number = rng.randrange(10**7, 10**8)
+    if contact_id % 71 == 0:
+        return f"ext. {number % 1000}"  # an internal extension, not a number to dial
     return rng.choice((f"+44 20 {number // 10**4} {number % 10**4:04d}",
                        f"({number // 10**5:03d}) 555-{number % 10**4:04d}",
                        f"0049-89-{number}"))

@@ -34,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ._parties import company_name
 from ._shared import stamps_after
 
 ERP_TABLES: tuple[str, ...] = ("Customer Master", "PRODUCTS", "orders", "ORDER LINES")
@@ -50,28 +51,6 @@ _ORDER_SPAN_DAYS = 730
 _TIE_SHARE = 0.05  # share of rows stamped in the same second as the row before
 _REGIONS = ("EU", "NA", "APAC", "LATM", "MEA")
 _CLERKS = ("JSMITH", "mkowalski", "a.nguyen", "o'brien", "BATCH01", "SYSADM", "r.patel")
-_COMPANIES = (
-    "Acme Industrial",
-    "Globex",
-    "Initech",
-    "Umbrella Supply",
-    "Stark Components",
-    "Wayne Logistics",
-    "Vandelay Imports",
-    "Soylent Foods",
-    "Tyrell Systems",
-    "Wonka Confections",
-    "Cyberdyne Parts",
-    "Oceanic Freight",
-)
-_LEGAL_FORMS = ("Ltd", "Inc", "LLC", "BV", "PLC", "Co")
-_NON_ASCII_NAMES = (
-    "Müller GmbH",
-    "Société Générale",
-    "Ørsted Handel A/S",
-    "Łódź Tekstil Sp. z o.o.",
-    "Kōbe Seimitsu 株式会社",
-)
 _PRODUCT_WORDS = ("Bolt", "Bracket", "Gasket", "Valve", "Flange", "Bearing", "Hose", "Seal")
 _ZERO_DISCOUNT = Decimal("0.00")
 
@@ -267,10 +246,7 @@ def _customer_rows(rng: random.Random, count: int) -> list[dict[str, Any]]:
     # Quirks are placed by position, not by chance, so even the smallest build has them.
     rows = []
     for number in range(1, count + 1):
-        if number % 37 == 5:
-            name = _NON_ASCII_NAMES[(number // 37) % len(_NON_ASCII_NAMES)]
-        else:
-            name = f"{rng.choice(_COMPANIES)} {rng.choice(_LEGAL_FORMS)}"
+        name = company_name(number)
         if number % 11 == 3:
             name += "   "  # keyed in from a fixed-width screen
         opened = SENTINEL_DATE if number % 20 == 7 else _days_after(rng, dt.date(1985, 1, 1))

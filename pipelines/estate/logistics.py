@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from lxml import etree
 
+from ._parties import carrier_spelling
 from ._shared import BackgroundServer, Counter, stamps_after
 
 __all__ = ["MAX_PAGE_SIZE", "NAMESPACE", "Faults", "LogisticsServer", "main"]
@@ -85,17 +86,14 @@ _NEXT_STATUSES = {"CREATED": ("IN_TRANSIT", "EXCEPTION"), "IN_TRANSIT": ("DELIVE
 _STATUS_EVENTS = {"IN_TRANSIT": ("DEPARTED",), "DELIVERED": ("DELIVERED",),
                   "EXCEPTION": _EXCEPTIONS}
 _MAX_EVENTS = 4  # the legacy system keeps the last four scans
-_COMPANIES = ("ACME Industrial", "Globex Freight", "Initech Components", "Umbrella Supply",
-              "Vandelay Imports", "Stark Components", "Tyrell Systems", "Oceanic Freight")
-_LEGAL_FORMS = ("GmbH", "Ltd", "Inc", "BV", "PLC", "S.A.")
-_ODD_CONSIGNEES = ("Müller & Söhne KG", "Société Générale d'Outillage", "Smith & Sons Ltd",
-                   "Łódź Tekstil Sp. z o.o.", "Kōbe Seimitsu 株式会社")
+_ODD_CONSIGNEES = ("Müller & Söhne KG", "Smith & Sons Ltd", "Nordic Fish & Chips AB")
 # Each place with the UTC offset its scanners stamp in, in minutes.
 _PLACES = (("DE-Hamburg", 120), ("NL-Rotterdam", 120), ("GB-Felixstowe", 0),
            ("US-Newark", -240), ("CN-Shanghai", 480), ("JP-Yokohama", 540),
            ("PL-Gdańsk", 120), ("BR-Santos", -180), ("IN-Mumbai", 330))
 _OFFSETS = dict(_PLACES)
 _CURRENCIES = ("EUR", "USD", "GBP")
+CUSTOMER_PARTIES = 200  # the demo ERP's customers: 2,000 orders make 200
 
 _FaultKind = Literal["server_fault", "client_fault", "slow", "malformed", "doctype",
                      "external_entity", "billion_laughs"]
@@ -192,10 +190,11 @@ def _after(rng: random.Random, start: dt.datetime, days: int) -> dt.datetime:
 
 
 def _consignee(rng: random.Random, number: int) -> str:
-    # Odd names are placed by position, not by chance, so even a small build has them.
+    """A customer of the ERP (party 1 to CUSTOMER_PARTIES), or now and then a one-off
+    receiver no other system knows; odd names are placed by position, not by chance."""
     if number % 19 == 7:
         return _ODD_CONSIGNEES[(number // 19) % len(_ODD_CONSIGNEES)]
-    return f"{rng.choice(_COMPANIES)} {rng.choice(_LEGAL_FORMS)}"
+    return carrier_spelling(rng.randint(1, CUSTOMER_PARTIES))
 
 
 def _event(code: str, at: dt.datetime, origin: str, destination: str) -> dict[str, Any]:
