@@ -161,6 +161,8 @@ def _via_text(t: pa.DataType) -> bool:
 def _array(values: list[Any], field: pa.Field) -> pa.Array:
     t = field.type
     failures = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+    if pa.types.is_timestamp(t) and t.tz is not None:
+        values = [_in_utc(v) for v in values]
     try:
         return pa.array(values, type=t)  # Python values already (a SOAP client's)
     except failures:
@@ -178,6 +180,15 @@ def _array(values: list[Any], field: pa.Field) -> pa.Array:
             f"field {field.name!r} holds a value that does not fit {t} "
             f"({type(exc).__name__}: {exc}); declare its type or fix the source"
         ) from None
+
+
+def _in_utc(value: Any) -> Any:
+    """An aware datetime moved to UTC before Arrow sees it: with PYARROW_IGNORE_TIMEZONE
+    set (pandera sets it on import), pyarrow would keep the wall time and drop the
+    offset, so 01:52-03:00 would land as 01:52Z instead of 04:52Z."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    return value
 
 
 def coerce(records: Iterable[Mapping[str, Any]], schema: pa.Schema | None

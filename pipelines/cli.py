@@ -11,9 +11,10 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,7 +25,15 @@ from connectors import (
     redact,
     register_secret,
 )
+from normalization import (
+    NormalizationError,
+    NormalizeResult,
+    QuarantineThresholdExceeded,
+    column_lineage,
+    render_lineage,
+)
 
+from .cleaning import clean_all, load_spec, quarantine_table, reprocess_quarantined
 from .config import Config, build_connector, load_config
 from .progress import Progress
 from .runner import StreamResult, new_run_id, run_stream
@@ -150,7 +159,74 @@ def cmd_estate(config: Config, args: argparse.Namespace) -> int:
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     _build_estate(config, args.orders, force=False)
     args.targets = []
-    return cmd_run(config, args)
+    cmd_run(config, args)
+    args.entities, args.quarantined = [], False
+    return cmd_normalize(config, args)
+
+
+def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
+    spec = load_spec(config.normalization)
+    run_id = new_run_id()
+    with open_warehouse(config.warehouse_url) as warehouse:
+        print(f"normalize {run_id} in {warehouse.url}")
+        if args.quarantined:
+            results = []
+            for entity in args.entities or [m.entity for m in spec.mappings]:
+                mapping = spec.mapping(entity)
+                if quarantine_table(entity) in warehouse.tables():
+                    results.append(reprocess_quarantined(warehouse, mapping, spec,
+                                                         run_id=run_id))
+                    print(_clean_summary(results[-1], "re-processed"))
+        else:
+            run = clean_all(warehouse, spec, run_id=run_id, entities=args.entities or None,
+                            on_result=lambda result: print(_clean_summary(result)))
+            results = run.results
+            if run.parties is not None:
+                parties = run.parties
+                print(f"{spec.resolution.name}: {parties.parties:,} resolved from "
+                      f"{parties.crosswalk.num_rows:,} records ({parties.linked_by_key:,} "
+                      f"linked by key, {parties.linked_by_name:,} by name, "
+                      f"{parties.ambiguous_names:,} ambiguous names left apart)")
+    failing = [r for r in results if r.over_threshold]
+    for result in failing[1:]:
+        print(f"headwater: error: {_threshold_message(result)}", file=sys.stderr)
+    if failing:
+        failing[0].raise_for_threshold()
+    return 0
+
+
+def _threshold_message(result: NormalizeResult) -> str:
+    try:
+        result.raise_for_threshold()
+    except QuarantineThresholdExceeded as exc:
+        return str(exc)
+    return ""
+
+
+def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
+    superseded = f", {result.superseded_rows:,} superseded" if result.superseded_rows else ""
+    line = (f"{result.entity}: {result.raw_rows:,} {verb} -> {result.clean_rows:,} clean, "
+            f"{result.quarantined_rows:,} quarantined ({result.quarantine_share:.1%})"
+            f"{superseded} in {sum(result.seconds.values()):.2f}s")
+    if result.failures:
+        line += f"\n    quarantine reasons: {result.describe_reasons(5)}"
+    return line
+
+
+def cmd_lineage(config: Config, args: argparse.Namespace) -> int:
+    spec = load_spec(config.normalization)
+    chosen = []
+    for target in args.targets or [m.entity for m in spec.mappings]:
+        entity, _, column = target.partition(".")
+        lineage = column_lineage(spec.mapping(entity))
+        picked = [item for item in lineage if not column or item.column == column]
+        if not picked:
+            known = ", ".join(item.column for item in lineage)
+            raise ConfigurationError(f"entity {entity!r} has no column {column!r}; "
+                                     f"columns: {known}")
+        chosen += picked
+    print(render_lineage(chosen))
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -175,9 +251,19 @@ def parser() -> argparse.ArgumentParser:
     estate.add_argument("--orders", type=int, help="orders in the demo ERP")
     estate.add_argument("--force", action="store_true", help="rebuild if it exists")
     estate.set_defaults(fn=cmd_estate)
-    demo = sub.add_parser("demo", help="build the demo ERP if needed and land it")
+    demo = sub.add_parser("demo", help="build the demo ERP if needed, land the estate "
+                          "and normalize it")
     demo.add_argument("--orders", type=int, help="orders in the demo ERP")
     demo.set_defaults(fn=cmd_demo)
+    normalize = sub.add_parser("normalize", help="clean landed raw tables into entities "
+                               "and quarantine (all by default)")
+    normalize.add_argument("entities", nargs="*", metavar="entity")
+    normalize.add_argument("--quarantined", action="store_true",
+                           help="re-process only the rows now in quarantine")
+    normalize.set_defaults(fn=cmd_normalize)
+    lineage = sub.add_parser("lineage", help="show where clean columns come from")
+    lineage.add_argument("targets", nargs="*", metavar="entity[.column]")
+    lineage.set_defaults(fn=cmd_lineage)
     return top
 
 
@@ -191,25 +277,48 @@ def _configure_logging() -> None:
 
 @contextlib.contextmanager
 def serving_estate(config: Config) -> Iterator[Config]:
-    """Serve the demo estate's CRM (``[estate.crm] serve = true``) while a command runs,
-    pointing the connectors that say ``estate = "crm"`` at it."""
-    spec = config.estate.get("crm") or {}
-    users = [n for n, c in config.connectors.items() if c.get("estate") == "crm"]
-    if not spec.get("serve") or not users:
-        yield config
-        return
+    """Serve the demo estate's CRM and logistics service (``[estate.crm] serve = true``,
+    ``[estate.logistics] serve = true``) while a command runs, pointing the connectors
+    that say ``estate = "crm"`` or ``estate = "logistics"`` at them."""
+    connectors = dict(config.connectors)
+    with contextlib.ExitStack() as stack:
+        for system, start in _ESTATE_SERVERS.items():
+            spec = config.estate.get(system) or {}
+            users = [n for n, c in connectors.items() if c.get("estate") == system]
+            if spec.get("serve") and users:
+                settings = start(stack, spec)
+                for name in users:
+                    connectors[name] = {**connectors[name], **settings}
+        yield replace(config, connectors=connectors)
+
+
+def _serve_crm(stack: contextlib.ExitStack, spec: dict[str, Any]) -> dict[str, Any]:
     from .estate.crm import CRMServer
 
-    with CRMServer(accounts=int(spec.get("accounts", 120)), tickets=int(spec.get("tickets", 400)),
-                   seed=int(spec.get("seed", 7))) as server:
-        register_secret(server.client_secret)
-        print(f"estate: serving the demo CRM at {server.url}", flush=True)
-        connectors = dict(config.connectors)
-        for name in users:
-            connectors[name] = {**connectors[name], "base_url": server.url, "auth": {
-                "kind": "oauth2", "token_url": server.token_url,
-                "client_id": server.client_id, "client_secret": server.client_secret}}
-        yield replace(config, connectors=connectors)
+    server = stack.enter_context(CRMServer(
+        accounts=int(spec.get("accounts", 120)), tickets=int(spec.get("tickets", 400)),
+        seed=int(spec.get("seed", 7))))
+    register_secret(server.client_secret)
+    print(f"estate: serving the demo CRM at {server.url}", flush=True)
+    return {"base_url": server.url, "auth": {
+        "kind": "oauth2", "token_url": server.token_url, "client_id": server.client_id,
+        "client_secret": server.client_secret}}
+
+
+def _serve_logistics(stack: contextlib.ExitStack, spec: dict[str, Any]) -> dict[str, Any]:
+    from .estate.logistics import LogisticsServer
+
+    server = stack.enter_context(LogisticsServer(
+        shipments=int(spec.get("shipments", 300)), seed=int(spec.get("seed", 5))))
+    register_secret(server.password)
+    print(f"estate: serving the demo logistics service at {server.url}", flush=True)
+    return {"wsdl": server.wsdl_url, "username": server.username, "password": server.password}
+
+
+_ESTATE_SERVERS: dict[str, Callable[[contextlib.ExitStack, dict[str, Any]], dict[str, Any]]] = {
+    "crm": _serve_crm,
+    "logistics": _serve_logistics,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.fn(config, args)
         with serving_estate(config) as served:
             return args.fn(served, args)
-    except HeadwaterError as exc:
+    except (HeadwaterError, NormalizationError) as exc:
         print(f"headwater: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("headwater: interrupted; the next run resumes from the last checkpoint",

@@ -57,6 +57,7 @@ class Config:
     connectors: dict[str, dict[str, Any]]
     estate: dict[str, Any] = field(default_factory=dict)
     origin: str = "(embedded demo)"
+    normalization: dict[str, Any] = field(default_factory=dict)
 
     def connector_names(self) -> list[str]:
         return list(self.connectors)
@@ -102,7 +103,10 @@ def _read(text: str, origin: str) -> Config:
     connectors = data.get("connectors", {})
     if not isinstance(connectors, dict):
         raise ConfigurationError(f"{origin}: [connectors.<name>] tables expected")
-    return Config(warehouse, connectors, data.get("estate", {}), origin)
+    normalization = data.get("normalization", {})
+    if not isinstance(normalization, dict):
+        raise ConfigurationError(f"{origin}: [normalization] must be a table")
+    return Config(warehouse, connectors, data.get("estate", {}), origin, normalization)
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.estate.crm import CRMServer
+from pipelines.estate.logistics import LogisticsServer
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
 
@@ -45,10 +46,12 @@ def demo_dir(tmp_path_factory) -> Path:
 
 
 def source_counts(cwd: Path) -> dict[str, int]:
-    """Rows in every source of the demo estate: the ERP file and the CRM (same seed)."""
+    """Rows in every source of the demo estate: the ERP file, the CRM and the logistics
+    service (same seeds as the demo)."""
     crm = CRMServer(accounts=120, tickets=400)
     counts = {f"raw_crm__{name}": len(crm.records(name))
               for name in ("accounts", "contacts", "tickets")}
+    counts["raw_logistics__shipments"] = len(LogisticsServer(shipments=300).records())
     return counts | erp_counts(cwd)
 
 

@@ -9,6 +9,7 @@ import connectors.rest
 import connectors.soap
 import connectors.sql
 import connectors.testing
+import normalization
 import pipelines.warehouse
 
 PINNED = {
@@ -45,6 +46,14 @@ PINNED = {
         "hardened_settings", "origin_of", "translate_fault",
     ],
     connectors.testing: ["ConnectorConformance", "conformance_suite", "keys_of", "read_all"],
+    normalization: [
+        "CLEANERS", "CROSSWALK_SCHEMA", "PROVENANCE_COLUMNS", "QUARANTINE_SCHEMA", "Cleaner",
+        "ColumnLineage", "Derived", "EntityMapping", "From", "Lookup", "MappingError",
+        "NormalizationError", "NormalizeResult", "PartySource", "QuarantineThresholdExceeded",
+        "Resolution", "ResolvedParties", "SourceShapeError", "Step", "as_polars", "cleaner",
+        "column_lineage", "find_cleaner", "normalize", "normalize_name", "render_lineage",
+        "resolve", "source_key",
+    ],
     pipelines.warehouse: [
         "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "Provenance", "Warehouse",
         "open_warehouse", "quote", "raw_table_name",

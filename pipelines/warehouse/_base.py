@@ -112,6 +112,18 @@ class Warehouse(abc.ABC):
         """
 
     @abc.abstractmethod
+    def replace_tables(self, tables: dict[str, pa.Table]) -> None:
+        """Replace each named table with the given rows, all in one transaction.
+
+        For derived tables (clean, quarantine, context) that are rebuilt whole: readers
+        see the old set of tables or the new one, never a mix.
+        """
+
+    def read_table(self, table: str) -> pa.Table:
+        """Every row of ``table`` as Arrow."""
+        return self.query(f"SELECT * FROM {quote(table)}")  # noqa: S608
+
+    @abc.abstractmethod
     def save_state(self, key: str, state: dict[str, Any], run_id: str | None = None) -> None:
         """Save a stream's state on its own (a batch-less checkpoint)."""
 

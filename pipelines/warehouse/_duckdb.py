@@ -167,6 +167,24 @@ class DuckDBWarehouse(Warehouse):
             params,
         )
 
+    def replace_tables(self, tables):
+        with self._lock:
+            self._con.begin()
+            try:
+                for table, data in tables.items():
+                    self._con.register(_BATCH_VIEW, data)
+                    try:
+                        self._con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS "  # noqa: S608
+                                          f"SELECT * FROM {_BATCH_VIEW}")
+                    finally:
+                        self._con.unregister(_BATCH_VIEW)
+                    self._columns.pop(table, None)
+                    self._before_commit(table)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
     # -- state --------------------------------------------------------------------
 
     def _write_state(self, key: str, state: dict[str, Any], run_id: str | None) -> None:

@@ -155,6 +155,30 @@ class PostgresWarehouse(Warehouse):
             params,
         )
 
+    def replace_tables(self, tables):
+        with self._lock, self._con.cursor() as cur:
+            try:
+                for table, data in tables.items():
+                    target = self._name(table)
+                    columns = [f"{quote(f.name)} {pg_type(f.type)}" for f in data.schema]
+                    cur.execute(f"DROP TABLE IF EXISTS {target}")
+                    cur.execute(f"CREATE TABLE {target} ({', '.join(columns)})")
+                    self._columns.pop(table, None)
+                    if data.num_rows:
+                        self._copy_into(cur, target, data)
+                    self._before_commit(table)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
+    def _copy_into(self, cur: Any, target: str, data: pa.Table) -> None:
+        cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
+        names = [quote(f.name) for f in data.schema]
+        values = [f"s.{n}::{pg_type(f.type)}" for n, f in zip(names, data.schema, strict=True)]
+        cur.execute(f"INSERT INTO {target} ({', '.join(names)}) "  # noqa: S608
+                    f"SELECT {', '.join(values)} FROM {quote(_STAGE)} AS s")
+
     def _write_state(self, cur: Any, key: str, state: dict[str, Any], run_id: str | None) -> None:
         cur.execute(
             f"INSERT INTO {self._name(STATE_TABLE)} VALUES ($1, $2, $3, now()) "  # noqa: S608
