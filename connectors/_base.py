@@ -69,6 +69,15 @@ class Connector(abc.ABC):
         """
         return self.stream(stream).primary_key
 
+    def latest_cursor(self, stream: str | Stream) -> Any:
+        """The largest cursor value the source holds now, for sensors that start a run
+        when it moves; ``None`` when the connector cannot tell cheaply.
+
+        Override when the source can answer with one cheap request (the SQL and ODBC
+        connectors run ``SELECT max(cursor)``).
+        """
+        return None
+
     @abc.abstractmethod
     def check(self) -> None:
         """Probe connectivity and credentials; raise an actionable error on failure."""

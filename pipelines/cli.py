@@ -6,24 +6,17 @@ Exit status: 0 on success, 1 with a one-line reason on failure, 2 on usage error
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
+from collections.abc import Sequence
 
 from connectors import (
     ConfigurationError,
     HeadwaterError,
     RedactingFilter,
     redact,
-    register_secret,
 )
 from normalization import (
     NormalizationError,
@@ -35,6 +28,7 @@ from normalization import (
 
 from .cleaning import clean_all, load_spec, quarantine_table, reprocess_quarantined
 from .config import Config, build_connector, load_config
+from .demo import build_estate, serving_estate
 from .progress import Progress
 from .runner import StreamResult, new_run_id, run_stream
 from .warehouse import Warehouse, open_warehouse
@@ -130,34 +124,13 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_estate(config: Config, orders: int | None, force: bool) -> None:
-    from .estate.erp import build_erp
-
-    spec = config.estate.get("erp")
-    if not spec:
-        raise ConfigurationError(f"{config.origin} has no [estate.erp] to build")
-    url = sa.make_url(spec["url"])
-    if url.get_backend_name() == "sqlite" and url.database:
-        if Path(url.database).exists() and not force:
-            print(f"estate: demo ERP already at {url.database} (use --force to rebuild)")
-            return
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-    try:
-        counts = build_erp(engine, orders=orders or int(spec.get("orders", 2000)))
-    finally:
-        engine.dispose()
-    summary = ", ".join(f"{table} {n:,}" for table, n in counts.items())
-    print(f"estate: built the demo ERP ({summary})")
-
-
 def cmd_estate(config: Config, args: argparse.Namespace) -> int:
-    _build_estate(config, args.orders, args.force)
+    build_estate(config, args.orders, args.force)
     return 0
 
 
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
-    _build_estate(config, args.orders, force=False)
+    build_estate(config, args.orders, force=False)
     args.targets = []
     cmd_run(config, args)
     args.entities, args.quarantined = [], False
@@ -273,52 +246,6 @@ def _configure_logging() -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=os.environ.get("HEADWATER_LOG_LEVEL", "WARNING"),
                         handlers=[handler])
-
-
-@contextlib.contextmanager
-def serving_estate(config: Config) -> Iterator[Config]:
-    """Serve the demo estate's CRM and logistics service (``[estate.crm] serve = true``,
-    ``[estate.logistics] serve = true``) while a command runs, pointing the connectors
-    that say ``estate = "crm"`` or ``estate = "logistics"`` at them."""
-    connectors = dict(config.connectors)
-    with contextlib.ExitStack() as stack:
-        for system, start in _ESTATE_SERVERS.items():
-            spec = config.estate.get(system) or {}
-            users = [n for n, c in connectors.items() if c.get("estate") == system]
-            if spec.get("serve") and users:
-                settings = start(stack, spec)
-                for name in users:
-                    connectors[name] = {**connectors[name], **settings}
-        yield replace(config, connectors=connectors)
-
-
-def _serve_crm(stack: contextlib.ExitStack, spec: dict[str, Any]) -> dict[str, Any]:
-    from .estate.crm import CRMServer
-
-    server = stack.enter_context(CRMServer(
-        accounts=int(spec.get("accounts", 120)), tickets=int(spec.get("tickets", 400)),
-        seed=int(spec.get("seed", 7))))
-    register_secret(server.client_secret)
-    print(f"estate: serving the demo CRM at {server.url}", flush=True)
-    return {"base_url": server.url, "auth": {
-        "kind": "oauth2", "token_url": server.token_url, "client_id": server.client_id,
-        "client_secret": server.client_secret}}
-
-
-def _serve_logistics(stack: contextlib.ExitStack, spec: dict[str, Any]) -> dict[str, Any]:
-    from .estate.logistics import LogisticsServer
-
-    server = stack.enter_context(LogisticsServer(
-        shipments=int(spec.get("shipments", 300)), seed=int(spec.get("seed", 5))))
-    register_secret(server.password)
-    print(f"estate: serving the demo logistics service at {server.url}", flush=True)
-    return {"wsdl": server.wsdl_url, "username": server.username, "password": server.password}
-
-
-_ESTATE_SERVERS: dict[str, Callable[[contextlib.ExitStack, dict[str, Any]], dict[str, Any]]] = {
-    "crm": _serve_crm,
-    "logistics": _serve_logistics,
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

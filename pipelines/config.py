@@ -287,7 +287,7 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
     ``class = "package.module:Name"``
     builds a user's subclass, passing the remaining keys as keyword arguments.
     """
-    spec = dict(spec)
+    spec = {k: v for k, v in spec.items() if k not in ORCHESTRATION_KEYS}
     if "class" in spec:
         module_name, _, attr = spec.pop("class").partition(":")
         try:
@@ -321,6 +321,10 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
         f"connector {name!r}: unknown kind {kind!r}; known kinds: sql, odbc, rest, soap"
     )
 
+
+# Keys of [connectors.<name>] read by the orchestration layer, not by the connector.
+ORCHESTRATION_KEYS = frozenset({"schedule", "timezone", "owners", "tags", "description",
+                                "freshness_hours", "sensor"})
 
 _ODBC_OPTIONS = ("dialect", "literal_sql", "max_text_size", "max_binary_size",
                  "login_timeout", "query_timeout")

@@ -13,12 +13,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from connectors import Connector, checkpoint_of
+from connectors import ConfigurationError, Connector, Stream, checkpoint_of
 
 from .progress import Progress, Silent
 from .warehouse import Provenance, Warehouse, raw_table_name
@@ -116,17 +116,26 @@ def run_stream(
     prefetch: int = 2,
     commit_rows: int = COMMIT_ROWS,
     on_batch: Callable[[StreamResult], None] | None = None,
+    window: tuple[Any, Any] | None = None,
 ) -> StreamResult:
     """Land one stream in ``raw_<connector>__<stream>``, resuming from its saved state.
 
     Batches are merged together with the state after the last of them in one
     transaction once ``commit_rows`` rows are waiting (and at the end). ``on_batch`` is
     called after each commit (progress hooks, fault-injection tests).
+
+    ``window`` reads one partition, cursor values in ``[start, end)``, instead of
+    continuing from the stream's state; its checkpoints are kept under a key of its own
+    (``connector.stream@start``), so a killed partition resumes and a backfill of many
+    partitions never moves the stream's incremental cursor.
     """
     progress = progress or Silent()
     declared = connector.stream(stream)
     run_id = run_id or new_run_id()
     key = state_key(connector.name, declared.name)
+    if window is not None:
+        declared = windowed(declared, window)
+        key = f"{key}@{_bound_text(window[0])}"
     result = StreamResult(connector.name, declared.name, raw_table_name(connector.name,
                                                                         declared.name))
     state = warehouse.load_state(key)
@@ -170,6 +179,21 @@ def run_stream(
         commit(checkpoint)
     result.seconds = time.monotonic() - started
     return result
+
+
+def windowed(stream: Stream, window: tuple[Any, Any]) -> Stream:
+    """``stream`` limited to cursor values in ``[start, end)``."""
+    if stream.incremental is None:
+        raise ConfigurationError(
+            f"stream {stream.name!r} has no cursor, so it cannot be read by window; "
+            "declare cursor = ... to partition it"
+        )
+    start, end = window
+    return replace(stream, incremental=replace(stream.incremental, start=start, end=end))
+
+
+def _bound_text(bound: Any) -> str:
+    return bound.isoformat() if hasattr(bound, "isoformat") else str(bound)
 
 
 def run_connector(

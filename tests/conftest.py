@@ -110,3 +110,22 @@ def erp_db(request, tmp_path) -> Iterator[LiveDatabase]:
 @pytest.fixture
 def pg_db(tmp_path) -> Iterator[LiveDatabase]:
     yield from _private_database("postgresql", tmp_path)
+
+
+def demo_config(root, *, extra: str = "", replace: dict[str, str] | None = None):
+    """The embedded demo configuration with its files under ``root``, written to
+    ``root/headwater.toml``; ``replace`` edits its text, ``extra`` is appended."""
+    from pathlib import Path
+
+    from pipelines.config import DEMO_CONFIG
+    from pipelines.estate import erp
+
+    text = (Path(erp.__file__).parent / DEMO_CONFIG).read_text("utf-8")
+    text = text.replace(".headwater/", f"{Path(root).as_posix()}/")
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = Path(root) / "headwater.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + extra, "utf-8")
+    return path

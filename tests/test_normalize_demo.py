@@ -17,9 +17,8 @@ from pipelines.cleaning import (
     reprocess_quarantined,
 )
 from pipelines.cli import main
-from pipelines.config import DEMO_CONFIG
-from pipelines.estate import erp
 from pipelines.warehouse import DuckDBWarehouse
+from tests.conftest import demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +27,7 @@ pytestmark = pytest.mark.slow
 def landed(tmp_path_factory) -> Path:
     """The demo estate landed into a DuckDB warehouse, as ``headwater run`` does."""
     root = tmp_path_factory.mktemp("estate")
-    text = (Path(erp.__file__).parent / DEMO_CONFIG).read_text("utf-8")
-    config = root / "headwater.toml"
-    config.write_text(text.replace(".headwater/", f"{root.as_posix()}/"), "utf-8")
+    config = demo_config(root)
     assert main(["--config", str(config), "estate", "build", "--orders", "600"]) == 0
     assert main(["--config", str(config), "run"]) == 0
     return root / "warehouse.duckdb"

@@ -197,6 +197,17 @@ class RelationalConnector(Connector):
         plan = self.plan(stream)
         return StreamRead(self, stream, plan, dict(state or {})).batches()
 
+    def latest_cursor(self, stream: str | Stream) -> Any:
+        """The largest cursor value the source holds now, ``None`` for a stream without a
+        cursor or an empty one: one aggregate query, cheap enough for a sensor to poll."""
+        declared = self.stream(stream)
+        if declared.cursor_field is None:
+            return None
+        plan = self.plan(declared)
+        stmt = sa.select(sa.func.max(plan.column(plan.cursor_field))).select_from(plan.source)
+        _, rows = self.execute(stmt, "reading the latest cursor")
+        return rows[0][0] if rows else None
+
     def any_null_cursor(self, plan: ReadPlan) -> bool:
         return self._any_null(plan, [plan.cursor_field], "checking for missing cursors")
 

@@ -1,0 +1,324 @@
+"""Asset factories: pipeline specs in, Dagster assets out, with no pipeline logic here.
+
+Each asset calls one pipelines function (``run_stream``, ``clean_entity``, ...) and turns
+what it returns into metadata. Failures are sorted once, in :func:`failing_fast`: a
+configuration, credential or data-contract error fails the step at once, without
+burning retries; anything else (a dropped connection, a 503 burst) is left to the
+retry policy, and the retried step resumes from the stream's checkpoint.
+"""
+
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandera.errors
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    AutomationCondition,
+    Backoff,
+    DailyPartitionsDefinition,
+    Failure,
+    FreshnessPolicy,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+    multi_asset,
+)
+
+from connectors import (
+    AuthenticationError,
+    ConfigurationError,
+    DataContractError,
+    dumps_state,
+    redact,
+)
+from normalization import (
+    EntityMapping,
+    NormalizationError,
+    QuarantineThresholdExceeded,
+    column_lineage,
+)
+from pipelines.cleaning import (
+    NormalizationSpec,
+    clean_entity,
+    clean_table,
+    land_reference_files,
+    quarantine_table,
+    reference_table,
+    resolve_parties,
+)
+from pipelines.runner import run_stream
+from pipelines.warehouse import raw_table_name
+
+from ._metadata import (
+    LINEAGE_TABLE,
+    arrow_column_schema,
+    column_lineage_value,
+    lineage_table,
+    pandera_column_schema,
+    phase_seconds,
+    reasons_table,
+)
+from ._resources import HeadwaterResource
+from ._translator import (
+    asset_key_for_table,
+    code_version,
+    owners,
+    public_spec,
+    raw_key,
+    source_key,
+    source_kind,
+    source_system,
+    tags,
+)
+
+RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
+                           jitter=Jitter.PLUS_MINUS)
+FATAL = (AuthenticationError, ConfigurationError, DataContractError, NormalizationError)
+EAGER = AutomationCondition.eager()
+
+
+@contextlib.contextmanager
+def failing_fast() -> Iterator[None]:
+    """Turn errors that a retry cannot fix into a ``Failure`` that is not retried."""
+    try:
+        yield
+    except FATAL as exc:
+        raise Failure(description=f"{type(exc).__name__}: {redact(str(exc))}",
+                      allow_retries=False) from exc
+
+
+def source_specs(name: str, spec: Mapping[str, Any]) -> list[AssetSpec]:
+    """External nodes for the tables, endpoints and operations a connector reads."""
+    kind = source_kind(spec)
+    found: dict[AssetKey, AssetSpec] = {}
+    for stream in spec.get("streams", []):
+        key = source_key(name, spec, stream)
+        what = stream.get("table") or stream.get("path") or stream.get("operation") or "query"
+        found[key] = AssetSpec(key, group_name=name, kinds={kind}, owners=owners(spec),
+                               tags=tags(spec), description=f"{kind} source: {what}")
+    return list(found.values())
+
+
+def partitions_for(stream: Mapping[str, Any]) -> DailyPartitionsDefinition | None:
+    """Daily partitions for a stream that says ``partition = "daily"``."""
+    if not stream.get("partition"):
+        return None
+    if stream["partition"] != "daily" or "partition_start" not in stream:
+        raise ConfigurationError(
+            f"stream {stream.get('name')!r}: partition must be \"daily\" with "
+            "partition_start = \"YYYY-MM-DD\""
+        )
+    return DailyPartitionsDefinition(start_date=str(stream["partition_start"]), timezone="UTC")
+
+
+def raw_asset(name: str, spec: Mapping[str, Any], stream: Mapping[str, Any],
+              warehouse: str) -> AssetsDefinition:
+    """One stream landed in ``raw_<connector>__<stream>``, partitioned by day if declared."""
+    stream_name = stream.get("name") or stream["table"]
+    table = raw_table_name(name, stream_name)
+    partitions = partitions_for(stream)
+    naive = spec.get("kind", "sql") in ("sql", "odbc")
+
+    @asset(
+        key=raw_key(name, stream_name), deps=[source_key(name, spec, stream)], group_name=name,
+        kinds={source_kind(spec), warehouse}, owners=owners(spec), tags=tags(spec),
+        code_version=code_version(public_spec(spec), stream), retry_policy=RETRY_POLICY,
+        partitions_def=partitions, description=f"{name}.{stream_name} landed in {table}",
+        metadata={"table": table}, freshness_policy=None if partitions else freshness(spec),
+    )
+    def _raw(context: AssetExecutionContext, headwater: HeadwaterResource) -> MaterializeResult:
+        window = _window(context, naive) if partitions else None
+        with failing_fast(), headwater.connector(name) as connector, \
+                headwater.warehouse() as store:
+            result = run_stream(connector, stream_name, store, run_id=context.run.run_id,
+                                window=window)
+            landed = table in store.tables()  # not yet, when no window had rows so far
+            rows = store.row_count(table) if landed else 0
+            schema = store.query(f'SELECT * FROM "{table}" LIMIT 0').schema if landed \
+                else None  # noqa: S608
+        return MaterializeResult(metadata={
+            "dagster/row_count": rows,
+            **({"dagster/column_schema": arrow_column_schema(schema)} if schema else {}),
+            "rows read": result.rows,
+            "rows merged": result.rows,
+            "batches": result.batches,
+            "commits": result.commits,
+            "retry count": context.retry_number,
+            **phase_seconds({"read and merge": result.seconds}),
+            "state": MetadataValue.json(json.loads(dumps_state(result.state))),
+            "table": table,
+        })
+
+    return _raw
+
+
+DEFAULT_FRESHNESS_HOURS = 24
+
+
+def freshness(spec: Mapping[str, Any]) -> FreshnessPolicy:
+    """Stale after ``freshness_hours`` (default 24) without a new landing; a warning at
+    half that."""
+    hours = float(spec.get("freshness_hours", DEFAULT_FRESHNESS_HOURS))
+    return FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=hours),
+                                       warn_window=dt.timedelta(hours=hours / 2))
+
+
+def _window(context: AssetExecutionContext, naive: bool) -> tuple[dt.datetime, dt.datetime]:
+    start, end = context.partition_time_window
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    if naive:  # SQL sources compare with naive timestamps read as UTC
+        return start.replace(tzinfo=None), end.replace(tzinfo=None)
+    return start, end
+
+
+def reference_asset(name: str, spec: NormalizationSpec) -> AssetsDefinition:
+    """A reference file (FX rates) landed as ``ref_<name>``."""
+    table = reference_table(name)
+
+    @asset(key=asset_key_for_table(table), group_name="reference", kinds={"csv"},
+           code_version=code_version(spec.reference_files[name]),
+           description=f"reference data from {spec.reference_files[name]}",
+           automation_condition=EAGER)
+    def _reference(headwater: HeadwaterResource) -> MaterializeResult:
+        only = NormalizationSpec((), reference_files={name: spec.reference_files[name]})
+        with failing_fast(), headwater.warehouse() as store:
+            landed = land_reference_files(store, only)
+        return MaterializeResult(metadata={"dagster/row_count": landed[table]})
+
+    return _reference
+
+
+def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
+                 ) -> AssetsDefinition:
+    """``clean_<entity>`` and ``quarantine_<entity>``, written together, with a blocking
+    schema check and a warning check on the quarantine rate."""
+    entity = mapping.entity
+    clean_key, quarantine_key = asset_key_for_table(clean_table(entity)), \
+        asset_key_for_table(quarantine_table(entity))
+    lineage = column_lineage(mapping)
+    deps = [asset_key_for_table(mapping.source)] + [
+        asset_key_for_table(spec.references.get(lookup.reference,
+                                                reference_table(lookup.reference)))
+        for lookup in mapping.lookups]
+    group = source_system(mapping)
+    version = code_version(repr(mapping.columns), repr(mapping.lookups),
+                           str(mapping.table_schema))
+    shown = {"dagster/column_schema": pandera_column_schema(mapping),
+             "dagster/column_lineage": column_lineage_value(lineage),
+             LINEAGE_TABLE: lineage_table(lineage)}
+    checks = [
+        AssetCheckSpec("schema_rules", asset=clean_key, blocking=True,
+                       description=f"every stored row passes {mapping.schema.__name__}'s "
+                                   "hard rules (types, nulls, uniqueness, ranges)"),
+        AssetCheckSpec("quarantine_rate", asset=clean_key,
+                       description=f"at most {mapping.max_quarantine_share:.0%} of rows "
+                                   "quarantined"),
+    ]
+
+    @multi_asset(
+        name=f"clean_{entity}",
+        specs=[
+            AssetSpec(clean_key, deps=deps, group_name=group, kinds={"polars", "pandera",
+                                                                     warehouse},
+                      code_version=version, automation_condition=EAGER, metadata=shown,
+                      description=mapping.schema.__doc__ or f"clean {entity}"),
+            AssetSpec(quarantine_key, deps=deps, group_name=group, kinds={"pandera", warehouse},
+                      code_version=version, automation_condition=EAGER,
+                      description=f"{entity} rows that failed cleaning or validation, one "
+                                  "row per failure with the reason"),
+        ],
+        check_specs=checks,
+    )
+    def _clean(context: AssetExecutionContext, headwater: HeadwaterResource) -> Iterator[Any]:
+        with failing_fast(), headwater.warehouse() as store:
+            result = clean_entity(store, mapping, spec, run_id=context.run.run_id)
+            clean_rows = store.row_count(clean_table(entity))
+            quarantined = store.row_count(quarantine_table(entity))
+            broken = stored_rule_failures(mapping, store.read_table(clean_table(entity)))
+        yield MaterializeResult(asset_key=clean_key, metadata={
+            **shown,
+            "dagster/row_count": clean_rows,
+            "rows read": result.raw_rows,
+            "rows clean": result.clean_rows,
+            "rows quarantined": result.quarantined_rows,
+            "rows superseded": result.superseded_rows,
+            "quarantine share": MetadataValue.float(round(result.quarantine_share, 6)),
+            "quarantine reasons": reasons_table(result),
+            "retry count": context.retry_number,
+            **phase_seconds(result.seconds),
+        })
+        yield MaterializeResult(asset_key=quarantine_key, metadata={
+            "dagster/row_count": quarantined,
+            "rows quarantined": result.quarantined_rows,
+            "quarantine reasons": reasons_table(result),
+        })
+        yield AssetCheckResult(asset_key=clean_key, check_name="schema_rules",
+                               passed=not broken, metadata={"failures": sum(broken.values()),
+                                                            "by rule": json.dumps(broken)})
+        yield AssetCheckResult(
+            asset_key=clean_key, check_name="quarantine_rate", severity=AssetCheckSeverity.WARN,
+            passed=not result.over_threshold,
+            metadata={"share": MetadataValue.float(round(result.quarantine_share, 6)),
+                      "threshold": MetadataValue.float(mapping.max_quarantine_share)})
+        if result.over_threshold:
+            try:
+                result.raise_for_threshold()
+            except QuarantineThresholdExceeded as exc:
+                raise Failure(description=str(exc), allow_retries=False) from exc
+
+    return _clean
+
+
+def stored_rule_failures(mapping: EntityMapping, table: Any) -> dict[str, int]:
+    """Failures per rule when the stored clean table is validated again."""
+    frame = pl.from_arrow(table).select(list(mapping.table_schema.columns))
+    # The warehouse may name a type differently (DuckDB's UTC is "Etc/UTC"): same values.
+    frame = frame.cast(mapping.dtypes())  # type: ignore[arg-type]
+    try:
+        mapping.schema.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        counts = exc.failure_cases.group_by("column", "check").len()
+        return {f"{c}: {k}": n for c, k, n in counts.iter_rows()}
+    return {}
+
+
+def parties_asset(spec: NormalizationSpec) -> AssetsDefinition | None:
+    """The crosswalk of resolved parties, after the entities it reads."""
+    resolution = spec.resolution
+    if resolution is None:
+        return None
+    deps = [asset_key_for_table(clean_table(s.entity)) for s in resolution.sources]
+    key = asset_key_for_table(f"clean_{resolution.name}_xref")
+
+    @asset(key=key, deps=deps, group_name="parties", kinds={"polars"},
+           code_version=code_version(repr(resolution)), automation_condition=EAGER,
+           description=f"one stable {resolution.name}_id per {resolution.name} across "
+                       + ", ".join(s.system for s in resolution.sources))
+    def _parties(headwater: HeadwaterResource) -> MaterializeResult:
+        with failing_fast(), headwater.warehouse() as store:
+            resolved = resolve_parties(store, resolution)
+        if resolved is None:
+            raise Failure(description="the entities the parties are resolved from are not "
+                                      "clean yet", allow_retries=False)
+        return MaterializeResult(metadata={
+            "dagster/row_count": resolved.crosswalk.num_rows,
+            "parties": resolved.parties, "linked by key": resolved.linked_by_key,
+            "linked by name": resolved.linked_by_name,
+            "ambiguous names": resolved.ambiguous_names,
+            "dangling links": resolved.dangling_links,
+        })
+
+    return _parties

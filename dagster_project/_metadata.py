@@ -1,0 +1,88 @@
+"""Metadata an analyst reads in the Dagster UI, built from what the lower layers know.
+
+``dagster/column_schema`` comes from the Pandera model (types, descriptions, constraints),
+``dagster/column_lineage`` from the mapping; and because open-source Dagster stores
+column lineage without drawing it, the same lineage is also published as a table,
+``column | from | transform``, which the UI shows on the asset's pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+from dagster import (
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableColumnDep,
+    TableColumnLineage,
+    TableRecord,
+    TableSchema,
+)
+
+from normalization import ColumnLineage, EntityMapping, NormalizeResult
+
+from ._translator import asset_key_for_table
+
+LINEAGE_TABLE = "column lineage"
+_LINEAGE_SCHEMA = TableSchema(columns=[
+    TableColumn("column", "string", description="clean column"),
+    TableColumn("from", "string", description="source asset.column"),
+    TableColumn("transform", "string"),
+])
+
+
+def pandera_column_schema(mapping: EntityMapping) -> TableSchema:
+    """The entity's columns with their types, descriptions and constraints."""
+    columns = []
+    for name, column in mapping.table_schema.columns.items():
+        checks = [str(check) for check in column.checks]
+        columns.append(TableColumn(
+            name, str(column.dtype), description=column.description or None,
+            constraints=TableColumnConstraints(nullable=column.nullable,
+                                               unique=bool(column.unique), other=checks),
+        ))
+    return TableSchema(columns=columns)
+
+
+def arrow_column_schema(schema: pa.Schema) -> TableSchema:
+    return TableSchema(columns=[TableColumn(f.name, str(f.type)) for f in schema])
+
+
+def column_lineage_value(lineage: Iterable[ColumnLineage]) -> TableColumnLineage:
+    return TableColumnLineage(deps_by_column={
+        item.column: [TableColumnDep(asset_key_for_table(table), column)
+                      for table, column in item.sources]
+        for item in lineage
+    })
+
+
+def lineage_table(lineage: Iterable[ColumnLineage]) -> MetadataValue:
+    """The lineage as rows the open-source UI renders: column | from | transform."""
+    records = []
+    for item in lineage:
+        sources = ", ".join(f"{asset_key_for_table(t).to_user_string()}.{c}"
+                            for t, c in item.sources)
+        transform = item.transform
+        if item.derived_from:
+            transform += f" (derived from {', '.join(item.derived_from)})"
+        records.append(TableRecord({"column": item.column, "from": sources,
+                                    "transform": transform}))
+    return MetadataValue.table(records, schema=_LINEAGE_SCHEMA)
+
+
+def reasons_table(result: NormalizeResult) -> MetadataValue:
+    rows = [TableRecord({"column": column, "check": check, "failures": count})
+            for (column, check), count in result.reasons().items()]
+    return MetadataValue.table(rows, schema=TableSchema(columns=[
+        TableColumn("column", "string"), TableColumn("check", "string"),
+        TableColumn("failures", "int")]))
+
+
+def phase_seconds(seconds: Mapping[str, float], prefix: str = "seconds") -> dict[str, Any]:
+    """Duration per phase as one float entry each (``seconds/clean``), so the UI plots
+    them across materializations."""
+    return {f"{prefix}/{phase}": MetadataValue.float(round(value, 4))
+            for phase, value in seconds.items()}

@@ -1,0 +1,133 @@
+"""Materializing the demo graph with Dagster against the live legacy estate."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import AssetKey, Definitions, ExecuteInProcessResult, materialize
+
+from dagster_project.definitions import build_definitions
+from normalization.estate import MAPPINGS
+from pipelines.estate.crm import CRMServer
+from pipelines.warehouse import DuckDBWarehouse
+from tests.conftest import demo_config
+
+pytestmark = pytest.mark.slow
+
+TICKETS = AssetKey(["raw", "crm", "tickets"])
+
+
+def table_of(key: AssetKey) -> str:
+    layer, *rest = key.path
+    if layer == "raw":
+        return f"raw_{rest[0]}__{rest[1]}"
+    return {"reference": "ref"}.get(layer, layer) + "_" + rest[0]
+
+
+def events(result: ExecuteInProcessResult, kind: str) -> list:
+    return [e for e in result.all_events if e.event_type_value == kind]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dagster")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEADWATER_CONFIG", str(demo_config(root)))
+        defs = build_definitions()
+        result = materialize(defs.assets, resources=defs.resources)
+    with DuckDBWarehouse(root / "warehouse.duckdb") as warehouse:
+        counts = {t: warehouse.row_count(t) for t in warehouse.tables()}
+    return result, counts
+
+
+def test_the_whole_demo_graph_materializes(full_run) -> None:
+    result, _ = full_run
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+
+    assert result.success
+    assert {AssetKey(["clean", m.entity]) for m in MAPPINGS} <= materialized
+    assert AssetKey(["clean", "party_xref"]) in materialized and TICKETS in materialized
+
+
+def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:
+    result, counts = full_run
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        assert metadata["dagster/row_count"].value == counts[table_of(event.asset_key)], \
+            event.asset_key
+
+
+def test_every_clean_column_has_its_lineage_in_the_materialization(full_run) -> None:
+    result, _ = full_run
+    by_key = {e.asset_key: e.materialization.metadata
+              for e in result.get_asset_materialization_events()}
+    for mapping in MAPPINGS:
+        metadata = by_key[AssetKey(["clean", mapping.entity])]
+        lineage = metadata["dagster/column_lineage"].value.deps_by_column
+        assert set(lineage) == set(mapping.table_schema.columns), mapping.entity
+        assert all(lineage.values()), mapping.entity
+        table = metadata["column lineage"].value.records
+        assert [r.data["column"] for r in table] == list(mapping.table_schema.columns)
+        assert metadata["rows read"].value == metadata["rows clean"].value + \
+            metadata["rows quarantined"].value + metadata["rows superseded"].value
+
+
+def test_blocking_schema_checks_pass_and_quarantine_rates_are_reported(full_run) -> None:
+    result, _ = full_run
+    evaluations = [e.event_specific_data for e in events(result, "ASSET_CHECK_EVALUATION")]
+    schema = {e.asset_key.path[-1]: e.passed for e in evaluations
+              if e.check_name == "schema_rules"}
+    assert schema == {m.entity: True for m in MAPPINGS}
+    rates = [e for e in evaluations if e.check_name == "quarantine_rate"]
+    assert len(rates) == len(MAPPINGS)
+    contact = next(e for e in rates if e.asset_key.path[-1] == "contact")
+    assert 0 < contact.metadata["share"].value < 0.05
+
+
+@pytest.fixture
+def crm():
+    with CRMServer(accounts=30, tickets=300) as server:
+        yield server
+
+
+def crm_definitions(tmp_path, monkeypatch, crm: CRMServer, secret: str) -> Definitions:
+    """The demo with the test's own CRM (so the test can break it), tight HTTP retries."""
+    config = demo_config(tmp_path, replace={
+        "[estate.crm]\nserve = true": "[estate.crm]\nserve = false",
+        "[connectors.crm]\nkind = \"rest\"\nestate = \"crm\"":
+        f"[connectors.crm]\nkind = \"rest\"\nbase_url = \"{crm.url}\"\n"
+        "retry = { max_attempts = 2, base_delay = 0.01, max_delay = 0.02 }\n"
+        f"auth = {{ kind = \"oauth2\", token_url = \"{crm.token_url}\", "
+        f"client_id = \"{crm.client_id}\", client_secret = \"{secret}\" }}",
+    })
+    monkeypatch.setenv("HEADWATER_CONFIG", str(config))
+    return build_definitions()
+
+
+def test_a_retriable_fault_is_retried_by_dagster_and_loses_nothing(tmp_path, monkeypatch,
+                                                                   crm) -> None:
+    defs = crm_definitions(tmp_path, monkeypatch, crm, crm.client_secret)
+    crm.faults.unavailable(count=3, path="/api/tickets")  # more than one step's attempts
+
+    result = materialize(defs.assets, resources=defs.resources, selection=[TICKETS])
+
+    assert result.success
+    assert len(events(result, "STEP_UP_FOR_RETRY")) >= 1
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["retry count"].value >= 1
+    with DuckDBWarehouse(tmp_path / "warehouse.duckdb") as warehouse:
+        ids = warehouse.query('SELECT id FROM "raw_crm__tickets"').column(0).to_pylist()
+    assert sorted(ids) == sorted(t["id"] for t in crm.records("tickets"))  # 0 lost, 0 twice
+
+
+def test_a_fatal_fault_fails_once_with_a_readable_message(tmp_path, monkeypatch, crm) -> None:
+    defs = crm_definitions(tmp_path, monkeypatch, crm, "not-the-secret")
+
+    result = materialize(defs.assets, resources=defs.resources, selection=[TICKETS],
+                         raise_on_error=False)
+
+    assert not result.success
+    assert events(result, "STEP_UP_FOR_RETRY") == []
+    failures = events(result, "STEP_FAILURE")
+    assert len(failures) == 1
+    message = failures[0].event_specific_data.error_display_string
+    assert "AuthenticationError" in message and "not-the-secret" not in message
