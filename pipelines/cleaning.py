@@ -187,11 +187,23 @@ def resolve_parties(warehouse: Warehouse, resolution: Resolution) -> ResolvedPar
     return resolved
 
 
+def quarantined_share(warehouse: Warehouse, mapping: EntityMapping) -> tuple[int, int]:
+    """(raw rows now in quarantine, raw rows) of an entity, from its stored tables."""
+    quarantined = warehouse.query(
+        f'SELECT count(DISTINCT source_key) FROM "{quarantine_table(mapping.entity)}"'  # noqa: S608
+    ).column(0)[0].as_py()
+    return quarantined, warehouse.row_count(mapping.source)
+
+
 def reprocess_quarantined(warehouse: Warehouse, mapping: EntityMapping,
                           spec: NormalizationSpec, *, run_id: str) -> NormalizeResult:
     """Normalize again only the raw rows now in quarantine (after a mapping or schema
     fix): rows that pass join the clean table, the rest replace their old quarantine
-    rows. The landed raw table is read; no source is touched."""
+    rows. The landed raw table is read; no source is touched.
+
+    The result describes the re-processed rows alone, so its threshold means nothing
+    for the entity: judge that with :func:`quarantined_share`.
+    """
     quarantine = pl.from_arrow(_read(warehouse, quarantine_table(mapping.entity),
                                      "normalize the entity first"))
     keys = quarantine.get_column("source_key").unique().implode()

@@ -26,7 +26,13 @@ from normalization import (
     render_lineage,
 )
 
-from .cleaning import clean_all, load_spec, quarantine_table, reprocess_quarantined
+from .cleaning import (
+    clean_all,
+    load_spec,
+    quarantine_table,
+    quarantined_share,
+    reprocess_quarantined,
+)
 from .config import Config, build_connector, load_config
 from .demo import build_estate, serving_estate
 from .progress import Progress
@@ -143,13 +149,18 @@ def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
     with open_warehouse(config.warehouse_url) as warehouse:
         print(f"normalize {run_id} in {warehouse.url}")
         if args.quarantined:
-            results = []
             for entity in args.entities or [m.entity for m in spec.mappings]:
                 mapping = spec.mapping(entity)
-                if quarantine_table(entity) in warehouse.tables():
-                    results.append(reprocess_quarantined(warehouse, mapping, spec,
-                                                         run_id=run_id))
-                    print(_clean_summary(results[-1], "re-processed"))
+                if quarantine_table(entity) not in warehouse.tables():
+                    continue
+                result = reprocess_quarantined(warehouse, mapping, spec, run_id=run_id)
+                print(_clean_summary(result, "re-processed"))
+                quarantined, total = quarantined_share(warehouse, mapping)
+                if total and quarantined / total > mapping.max_quarantine_share:
+                    raise QuarantineThresholdExceeded(entity, quarantined, total,
+                                                      mapping.max_quarantine_share,
+                                                      result.describe_reasons())
+            return 0
         else:
             run = clean_all(warehouse, spec, run_id=run_id, entities=args.entities or None,
                             on_result=lambda result: print(_clean_summary(result)))
@@ -190,7 +201,9 @@ def cmd_lineage(config: Config, args: argparse.Namespace) -> int:
     spec = load_spec(config.normalization)
     chosen = []
     for target in args.targets or [m.entity for m in spec.mappings]:
-        entity, _, column = target.partition(".")
+        asset, _, column = target.partition(".")
+        # "order", "clean_order" and "clean/order" (the Dagster asset) name one entity.
+        entity = asset.removeprefix("clean/").removeprefix("clean_")
         lineage = column_lineage(spec.mapping(entity))
         picked = [item for item in lineage if not column or item.column == column]
         if not picked:
@@ -235,7 +248,8 @@ def parser() -> argparse.ArgumentParser:
                            help="re-process only the rows now in quarantine")
     normalize.set_defaults(fn=cmd_normalize)
     lineage = sub.add_parser("lineage", help="show where clean columns come from")
-    lineage.add_argument("targets", nargs="*", metavar="entity[.column]")
+    lineage.add_argument("targets", nargs="*", metavar="entity[.column]",
+                         help="an entity or its asset: order, clean/order.total")
     lineage.set_defaults(fn=cmd_lineage)
     return top
 

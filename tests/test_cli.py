@@ -187,3 +187,45 @@ def test_an_odbc_password_from_the_environment_never_reaches_the_output(tmp_path
     assert result.returncode == 1
     assert secret not in result.stdout + result.stderr
     assert "authentication failed" in result.stderr and "127.0.0.1:3306" in result.stderr
+
+
+def test_demo_normalizes_what_it_landed(demo_dir: Path) -> None:
+    con = duckdb.connect(str(demo_dir / ".headwater" / "warehouse.duckdb"), read_only=True)
+    try:
+        def count(sql: str) -> int:
+            return con.execute(sql).fetchone()[0]
+
+        for entity, raw in [("order", "raw_erp__orders"), ("contact", "raw_crm__contacts"),
+                            ("shipment", "raw_logistics__shipments")]:
+            assert count(f'SELECT count(*) FROM "{raw}"') == \
+                count(f'SELECT count(*) FROM "clean_{entity}"') + \
+                count(f'SELECT count(DISTINCT source_key) FROM "quarantine_{entity}"')
+        assert count('SELECT count(*) FROM "quarantine_contact"') > 0
+        assert count('SELECT count(DISTINCT party_id) FROM "clean_party_xref"') > 0
+    finally:
+        con.close()
+
+
+def test_normalize_again_and_reprocess_the_quarantine(demo_dir: Path) -> None:
+    again = headwater(demo_dir, "normalize", "contact")
+    assert again.returncode == 0, again.stderr
+    assert "contact: 360 raw -> 349 clean, 11 quarantined (3.1%)" in again.stdout
+    assert "quarantine reasons: email: email (6)" in again.stdout
+    retried = headwater(demo_dir, "normalize", "--quarantined", "contact")
+    assert retried.returncode == 0, retried.stderr
+    assert "contact: 11 re-processed -> 0 clean, 11 quarantined" in retried.stdout
+
+
+@pytest.mark.parametrize("target", ["order.customer_no", "clean/order.customer_no",
+                                    "clean_order.customer_no"])
+def test_lineage_names_the_raw_column_and_the_transform(demo_dir: Path, target: str) -> None:
+    result = headwater(demo_dir, "lineage", target)
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("order.customer_no"))
+    assert "raw_erp__orders.cust_no" in line and line.rstrip().endswith("trim")
+
+
+def test_lineage_of_an_unknown_column_says_which_exist(demo_dir: Path) -> None:
+    result = headwater(demo_dir, "lineage", "order.nope")
+    assert result.returncode == 1
+    assert "has no column 'nope'; columns: order_no, customer_no" in result.stderr
