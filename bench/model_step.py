@@ -1,0 +1,172 @@
+"""What headwater's model step gains from concurrency, and what its cache serves per second.
+
+Run with no arguments (``make bench``). It starts the demo estate's model endpoint
+(``python -m pipelines.estate.llm``) in its own process with a fixed 50 ms latency per
+completion, makes 1,000 account contexts shaped like the demo's, then, repetitions
+interleaved:
+
+- ``headwater``: ``run_model_step`` over the 1,000 contexts into a fresh in-memory
+  warehouse (so nothing is cached), ``CONCURRENCY`` contexts in flight, every answer
+  validated against the schema and the provenance, written with its lineage;
+- ``plain``: a sequential ``requests`` loop sending the same chat-completion requests,
+  one after another, parsing each answer's JSON and nothing more.
+
+``concurrency_efficiency`` is the speed-up over the plain loop divided by the ideal
+speed-up (the concurrency): 1.0 would mean eight calls in flight cost nothing beyond
+the wait. After the timed repetitions the step runs again, ``RERUNS`` times, over the
+last warehouse's unchanged contexts: every context is a cache hit and no model is
+called.
+``cache_hits_per_s`` is the hits divided by the time the run spent in its cache phase
+(loading the cache from the warehouse and looking every context up), as the run itself
+measures it; the whole rerun, reading the contexts and writing the output tables
+included, is printed beside it. The last line is ``RESULT model_step
+concurrency_efficiency=<x> cache_hits_per_s=<n>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import interleaved, verdict
+
+from pipelines.estate.contexts import account_contexts
+from pipelines.models import ModelStep, OpenAICompatible, run_model_step
+from pipelines.models.estate import ACCOUNT_HEALTH_PROMPT, ACCOUNT_HEALTH_RULES, AccountHealth
+from pipelines.warehouse import DuckDBWarehouse
+
+CONTEXTS = 1_000
+LATENCY_MS = 50
+CONCURRENCY = 8
+REPETITIONS = 2
+RERUNS = 9
+MODEL = "headwater-demo"
+MIN_EFFICIENCY = 0.8  # the issue's targets
+MIN_CACHE_HITS_PER_S = 50_000
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    """The model endpoint in a child process; its base URL from its banner."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.estate.llm", "--port", "0", "--latency-ms",
+         str(LATENCY_MS), "--model", MODEL],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    found = re.search(r"LLM API: (\S+)", line)
+    if not found:
+        raise SystemExit(f"the model endpoint did not start (exit {server.poll()}): {line!r}")
+    return server, found.group(1)
+
+
+def model_step(url: str) -> ModelStep:
+    return ModelStep(name="account_health", context="context_account", output=AccountHealth,
+                     prompt=ACCOUNT_HEALTH_PROMPT, concurrency=CONCURRENCY, timeout=30.0,
+                     providers=(OpenAICompatible(url, MODEL), ACCOUNT_HEALTH_RULES))
+
+
+class Headwater:
+    """A run over the contexts in a fresh warehouse each time; :meth:`rerun` then runs
+    again over the last one, where every context is cached."""
+
+    def __init__(self, step: ModelStep, contexts) -> None:
+        self.step, self.contexts = step, contexts
+        self.warehouse: DuckDBWarehouse | None = None
+
+    def run(self) -> int:
+        self.close()
+        self.warehouse = DuckDBWarehouse()
+        self.warehouse.replace_tables({"context_account": self.contexts})
+        run = run_model_step(self.warehouse, self.step, run_id="bench")
+        served = run.metadata()["served_by"]
+        if served != {f"openai/{MODEL}": self.contexts.num_rows}:
+            raise SystemExit(f"not every context was answered by the endpoint: {served}")
+        return run.contexts
+
+    def rerun(self) -> tuple[float, float]:
+        """Cache hits per second of the cache phase, and contexts per second of the
+        whole rerun."""
+        assert self.warehouse is not None, "run first"
+        started = time.perf_counter()
+        rerun = run_model_step(self.warehouse, self.step, run_id="bench-rerun")
+        seconds = time.perf_counter() - started
+        if rerun.cache_hits != self.contexts.num_rows or rerun.metadata()["calls"]:
+            raise SystemExit("the rerun over unchanged contexts called a model")
+        return rerun.cache_hits / rerun.seconds["cache"], self.contexts.num_rows / seconds
+
+    def close(self) -> None:
+        if self.warehouse is not None:
+            self.warehouse.close()
+
+
+def read_plainly(url: str, contexts) -> int:
+    """The same requests, sent one after another with a plain session."""
+    documents = contexts.column("document").to_pylist()
+    schema = AccountHealth.model_json_schema()
+    answers = 0
+    with requests.Session() as session:
+        for document in documents:
+            response = session.post(f"{url}/chat/completions", timeout=30, json={
+                "model": MODEL, "messages": ACCOUNT_HEALTH_PROMPT.messages(document),
+                "temperature": 0, "max_tokens": 512,
+                "response_format": {"type": "json_schema", "json_schema": {
+                    "name": "account_health", "schema": schema, "strict": True}}})
+            response.raise_for_status()
+            json.loads(response.json()["choices"][0]["message"]["content"])
+            answers += 1
+    return answers
+
+
+def main() -> None:
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+          f"{CONTEXTS:,} contexts, {LATENCY_MS} ms per completion, concurrency {CONCURRENCY}",
+          flush=True)
+    server, url = start_server()
+    try:
+        contexts = account_contexts(CONTEXTS)
+        step = model_step(url)
+        warm_up = Headwater(step, contexts.slice(0, 50))
+        warm_up.run()  # the imports, the connections and the server
+        warm_up.close()
+        read_plainly(url, contexts.slice(0, 50))
+        headwater = Headwater(step, contexts)
+        times = interleaved({"headwater": headwater.run,
+                             "plain": lambda: read_plainly(url, contexts)},
+                            REPETITIONS, CONTEXTS)
+        reruns = [headwater.rerun() for _ in range(RERUNS)]
+        headwater.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ours, plain = statistics.median(times["headwater"]), statistics.median(times["plain"])
+    efficiency = plain / ours / CONCURRENCY
+    cache_rate = statistics.median(rate for rate, _ in reruns)
+    rerun_rate = statistics.median(rate for _, rate in reruns)
+    print()
+    print(f"headwater: median {ours:.2f} s ({CONTEXTS / ours:,.0f} contexts/s); plain "
+          f"sequential loop: median {plain:.2f} s; speed-up {plain / ours:.2f}x of an ideal "
+          f"{CONCURRENCY}x")
+    print(f"target concurrency efficiency >= {MIN_EFFICIENCY}: {efficiency:.3f} -> "
+          f"{verdict(efficiency >= MIN_EFFICIENCY)}")
+    print(f"cache reruns ({RERUNS}): median {cache_rate:,.0f} hits/s in "
+          f"the cache phase; whole rerun (read contexts, look up, write tables) "
+          f"{rerun_rate:,.0f} contexts/s")
+    print(f"target cache hits >= {MIN_CACHE_HITS_PER_S:,}/s: {cache_rate:,.0f} -> "
+          f"{verdict(cache_rate >= MIN_CACHE_HITS_PER_S)}; load average now "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"RESULT model_step concurrency_efficiency={efficiency:.3f} "
+          f"cache_hits_per_s={cache_rate:.0f}")
+
+
+if __name__ == "__main__":
+    main()
