@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/odbc_extract.py
 	$(BIN)/python bench/rest_extract.py
 	$(BIN)/python bench/soap_extract.py
+	$(BIN)/python bench/normalize.py
+	$(BIN)/python bench/model_step.py
 
 clean:
 	rm -rf $(VENV) .headwater

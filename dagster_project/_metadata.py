@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from normalization import ColumnLineage, EntityMapping, NormalizeResult
+from normalization._lineage import grouped_sources
 
 from ._translator import asset_key_for_table
 
@@ -63,8 +64,8 @@ def lineage_table(lineage: Iterable[ColumnLineage]) -> MetadataValue:
     """The lineage as rows the open-source UI renders: column | from | transform."""
     records = []
     for item in lineage:
-        sources = ", ".join(f"{asset_key_for_table(t).to_user_string()}.{c}"
-                            for t, c in item.sources)
+        sources = grouped_sources((asset_key_for_table(t).to_user_string(), c)
+                                  for t, c in item.sources)
         transform = item.transform
         if item.derived_from:
             transform += f" (derived from {', '.join(item.derived_from)})"

@@ -20,9 +20,12 @@ from dagster import (
 
 from pipelines.cleaning import load_spec
 from pipelines.config import load_config
+from pipelines.context import ACCOUNT_CONTEXT
+from pipelines.models.estate import account_health_step
 
 from ._assets import clean_assets, parties_asset, raw_asset, reference_asset, source_specs
 from ._automation import automation_sensor, new_data_sensors, schedules
+from ._model_assets import context_asset, model_assets
 from ._resources import HeadwaterResource
 from ._translator import warehouse_kind
 
@@ -44,9 +47,12 @@ def build_definitions() -> Definitions:
     references = [reference_asset(name, spec) for name in spec.reference_files]
     clean = [clean_assets(mapping, spec, store) for mapping in spec.mappings]
     parties = [a for a in [parties_asset(spec)] if a is not None]
+    # The model step reads HEADWATER_LLM_* when the code location loads: with them set,
+    # an OpenAI-compatible endpoint answers first, the local rules after it.
+    models = [context_asset(ACCOUNT_CONTEXT, store), model_assets(account_health_step(), store)]
 
     return Definitions(
-        assets=[*sources, *raw, *references, *clean, *parties],
+        assets=[*sources, *raw, *references, *clean, *parties, *models],
         schedules=schedules(config.connectors),
         sensors=[*new_data_sensors(config.connectors, config_path), automation_sensor()],
         resources={"headwater": HeadwaterResource(

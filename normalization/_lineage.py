@@ -31,7 +31,17 @@ class ColumnLineage:
         return bool(self.derived_from)
 
     def sources_text(self) -> str:
-        return ", ".join(f"{table}.{column}" for table, column in self.sources)
+        """``table.column``, with several columns of one table as ``table.{a, b}``."""
+        return grouped_sources(self.sources)
+
+
+def grouped_sources(sources: Iterable[tuple[str, str]]) -> str:
+    by_table: dict[str, list[str]] = {}
+    for table, column in sources:
+        by_table.setdefault(table, []).append(column)
+    return ", ".join(f"{table}.{columns[0]}" if len(columns) == 1
+                     else f"{table}.{{{', '.join(columns)}}}"
+                     for table, columns in by_table.items())
 
 
 def column_lineage(mapping: EntityMapping) -> list[ColumnLineage]:

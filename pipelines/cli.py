@@ -22,7 +22,6 @@ from normalization import (
     NormalizationError,
     NormalizeResult,
     QuarantineThresholdExceeded,
-    column_lineage,
     render_lineage,
 )
 
@@ -34,7 +33,11 @@ from .cleaning import (
     reprocess_quarantined,
 )
 from .config import Config, build_connector, load_config
+from .context import ACCOUNT_CONTEXT, build_contexts
 from .demo import build_estate, serving_estate
+from .lineage import LineageCatalog, landings_of, render_trace
+from .models import run_model_step
+from .models.estate import account_health_step
 from .progress import Progress
 from .runner import StreamResult, new_run_id, run_stream
 from .warehouse import Warehouse, open_warehouse
@@ -140,7 +143,30 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     args.targets = []
     cmd_run(config, args)
     args.entities, args.quarantined = [], False
-    return cmd_normalize(config, args)
+    cmd_normalize(config, args)
+    cmd_context(config, args)
+    return cmd_model(config, args)
+
+
+def cmd_context(config: Config, args: argparse.Namespace) -> int:
+    with open_warehouse(config.warehouse_url) as warehouse:
+        built = build_contexts(warehouse, ACCOUNT_CONTEXT, new_run_id()).metadata()
+    print(f"{ACCOUNT_CONTEXT.table}: {built['contexts']:,} contexts, {built['trimmed']:,} "
+          f"trimmed to {built['budget_tokens']:,} tokens, {built['provenance_entries']:,} "
+          f"source records ({built['seconds']:.2f}s)")
+    return 0
+
+
+def cmd_model(config: Config, args: argparse.Namespace) -> int:
+    step = account_health_step()
+    with open_warehouse(config.warehouse_url) as warehouse:
+        ran = run_model_step(warehouse, step, new_run_id()).metadata()
+    served = ", ".join(f"{n:,} by {name}" for name, n in ran["served_by"].items()) or "none"
+    print(f"{step.output_table}: {ran['rows']:,} answers ({served}), {ran['errors']:,} "
+          f"errors, {ran['cache_hits']:,} from cache ({ran['cache_hit_rate']:.0%}), "
+          f"{ran['calls']:,} model calls, cost {ran['cost']:.4f}, "
+          f"p95 {ran['latency_ms_p95']:.0f} ms")
+    return 0
 
 
 def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
@@ -199,19 +225,14 @@ def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
 
 def cmd_lineage(config: Config, args: argparse.Namespace) -> int:
     spec = load_spec(config.normalization)
-    chosen = []
+    catalog = LineageCatalog(spec.mappings, [ACCOUNT_CONTEXT], [account_health_step()],
+                             landings_of(config.connectors))
     for target in args.targets or [m.entity for m in spec.mappings]:
-        asset, _, column = target.partition(".")
-        # "order", "clean_order" and "clean/order" (the Dagster asset) name one entity.
-        entity = asset.removeprefix("clean/").removeprefix("clean_")
-        lineage = column_lineage(spec.mapping(entity))
-        picked = [item for item in lineage if not column or item.column == column]
-        if not picked:
-            known = ", ".join(item.column for item in lineage)
-            raise ConfigurationError(f"entity {entity!r} has no column {column!r}; "
-                                     f"columns: {known}")
-        chosen += picked
-    print(render_lineage(chosen))
+        table, column = catalog.resolve(target)
+        if column is None:
+            print(render_lineage(catalog.columns(table)))
+        else:
+            print(render_trace(catalog.trace(table, column)))
     return 0
 
 
@@ -237,8 +258,8 @@ def parser() -> argparse.ArgumentParser:
     estate.add_argument("--orders", type=int, help="orders in the demo ERP")
     estate.add_argument("--force", action="store_true", help="rebuild if it exists")
     estate.set_defaults(fn=cmd_estate)
-    demo = sub.add_parser("demo", help="build the demo ERP if needed, land the estate "
-                          "and normalize it")
+    demo = sub.add_parser("demo", help="build the demo ERP if needed, land the estate, "
+                          "normalize it and run the model step over its contexts")
     demo.add_argument("--orders", type=int, help="orders in the demo ERP")
     demo.set_defaults(fn=cmd_demo)
     normalize = sub.add_parser("normalize", help="clean landed raw tables into entities "
@@ -247,9 +268,16 @@ def parser() -> argparse.ArgumentParser:
     normalize.add_argument("--quarantined", action="store_true",
                            help="re-process only the rows now in quarantine")
     normalize.set_defaults(fn=cmd_normalize)
+    for name, fn, text in [
+        ("context", cmd_context, "build context documents from the clean tables"),
+        ("model", cmd_model, "run the model steps over their contexts"),
+    ]:
+        sub.add_parser(name, help=text).set_defaults(fn=fn)
     lineage = sub.add_parser("lineage", help="show where clean columns come from")
-    lineage.add_argument("targets", nargs="*", metavar="entity[.column]",
-                         help="an entity or its asset: order, clean/order.total")
+    lineage.add_argument("targets", nargs="*", metavar="table[.column]",
+                         help="an entity, context or model table, or its asset: order, "
+                              "clean/order.total, model/account_health.cited_sources; a "
+                              "column is traced back to the source columns")
     lineage.set_defaults(fn=cmd_lineage)
     return top
 

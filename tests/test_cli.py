@@ -221,11 +221,26 @@ def test_normalize_again_and_reprocess_the_quarantine(demo_dir: Path) -> None:
 def test_lineage_names_the_raw_column_and_the_transform(demo_dir: Path, target: str) -> None:
     result = headwater(demo_dir, "lineage", target)
     assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if x.startswith("order.customer_no"))
-    assert "raw_erp__orders.cust_no" in line and line.rstrip().endswith("trim")
+    assert result.stdout.splitlines() == [
+        "order.customer_no  ←  raw_erp__orders.cust_no  [trim]",
+        "  raw_erp__orders.cust_no  ←  erp table 'orders'.cust_no  [landed by the connector]",
+    ]
+
+
+def test_lineage_traces_a_model_answer_back_to_source_columns(demo_dir: Path) -> None:
+    result = headwater(demo_dir, "lineage", "model/account_health.cited_sources")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model_account_health.cited_sources  ←  "
+                               "context_account.{document, provenance}")
+    assert any(line.startswith("  context_account.provenance  ←  ") for line in lines)
+    assert any(line.strip().startswith("order.total  ←  raw_erp__orders.total_cents  [cents")
+               for line in lines)
+    assert any(line.strip().startswith("ticket._hw_extracted_at  ←  "
+                                       "raw_crm__tickets._hw_extracted_at") for line in lines)
 
 
 def test_lineage_of_an_unknown_column_says_which_exist(demo_dir: Path) -> None:
     result = headwater(demo_dir, "lineage", "order.nope")
     assert result.returncode == 1
-    assert "has no column 'nope'; columns: order_no, customer_no" in result.stderr
+    assert "clean_order has no column 'nope'; columns: order_no, customer_no" in result.stderr

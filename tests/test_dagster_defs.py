@@ -68,6 +68,10 @@ def test_every_stream_and_entity_is_an_asset_with_its_upstream(defs) -> None:
     assert parents == {AssetKey(["raw", "erp", "order_lines"]), AssetKey(["clean", "product"])}
     assert asset_graph.get(AssetKey(["raw", "erp", "orders"])).parent_keys == {
         AssetKey(["erp", "source", "orders"])}
+    assert asset_graph.get(AssetKey(["model", "account_health"])).parent_keys == {
+        AssetKey(["context", "account"])}
+    assert {AssetKey(["clean", "party_xref"]), AssetKey(["clean", "ticket"])} <= \
+        asset_graph.get(AssetKey(["context", "account"])).parent_keys
     assert asset_graph.get(AssetKey(["clean", "party_xref"])).parent_keys == {
         AssetKey(["clean", "customer"]), AssetKey(["clean", "account"]),
         AssetKey(["clean", "shipment"])}

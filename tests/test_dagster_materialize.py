@@ -71,6 +71,22 @@ def test_every_clean_column_has_its_lineage_in_the_materialization(full_run) -> 
             metadata["rows quarantined"].value + metadata["rows superseded"].value
 
 
+def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
+    result, counts = full_run
+    by_key = {e.asset_key: e.materialization.metadata
+              for e in result.get_asset_materialization_events()}
+    model = by_key[AssetKey(["model", "account_health"])]
+    context = by_key[AssetKey(["context", "account"])]
+
+    assert model["rows"].value == counts["model_account_health"] == context["contexts"].value
+    assert model["errors"].value == 0 and model["cost"].value == 0
+    cited = model["dagster/column_lineage"].value.deps_by_column["cited_sources"]
+    assert {(d.asset_key, d.column_name) for d in cited} == {
+        (AssetKey(["context", "account"]), "document"),
+        (AssetKey(["context", "account"]), "provenance")}
+    assert context["dagster/column_lineage"].value.deps_by_column["document"]
+
+
 def test_blocking_schema_checks_pass_and_quarantine_rates_are_reported(full_run) -> None:
     result, _ = full_run
     evaluations = [e.event_specific_data for e in events(result, "ASSET_CHECK_EVALUATION")]

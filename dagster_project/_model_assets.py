@@ -1,0 +1,99 @@
+"""Context and model-step assets: the last two hops from the clean tables to an answer."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+
+from pipelines.context import ContextSpec, build_contexts
+from pipelines.lineage import context_lineage, model_lineage
+from pipelines.models import ModelStep, ModelStepFailed, run_model_step
+
+from ._assets import EAGER, RETRY_POLICY, failing_fast
+from ._metadata import LINEAGE_TABLE, column_lineage_value, lineage_table
+from ._resources import HeadwaterResource
+from ._translator import asset_key_for_table, code_version
+
+_CONTEXT_INPUTS = ("clean_party_xref", "clean_account", "clean_customer", "clean_order",
+                   "clean_ticket", "clean_shipment")
+
+
+def _lineage_metadata(lineage: list[Any]) -> dict[str, Any]:
+    return {"dagster/column_lineage": column_lineage_value(lineage),
+            LINEAGE_TABLE: lineage_table(lineage)}
+
+
+def context_asset(spec: ContextSpec, warehouse: str) -> AssetsDefinition:
+    """``context_<name>``: one document per account, with provenance, after its inputs."""
+    shown = _lineage_metadata(context_lineage(spec))
+
+    @asset(key=asset_key_for_table(spec.table),
+           deps=[asset_key_for_table(t) for t in _CONTEXT_INPUTS], group_name="context",
+           kinds={"polars", warehouse}, code_version=code_version(repr(spec)),
+           automation_condition=EAGER, metadata=shown,
+           description=f"context documents ({spec.budget} tokens at most) with provenance")
+    def _context(context: AssetExecutionContext, headwater: HeadwaterResource
+                 ) -> MaterializeResult:
+        with failing_fast(), headwater.warehouse() as store:
+            built = build_contexts(store, spec, context.run.run_id)
+        figures = built.metadata()
+        return MaterializeResult(metadata={
+            **shown, "dagster/row_count": figures["contexts"],
+            **{name: value for name, value in figures.items() if value is not None}})
+
+    return _context
+
+
+def model_assets(step: ModelStep, warehouse: str) -> AssetsDefinition:
+    """``model_<step>`` and ``model_errors_<step>``: answers with cost, latency and
+    provenance, and the contexts no provider could answer."""
+    output_key = asset_key_for_table(step.output_table)
+    errors_key = asset_key_for_table(step.errors_table)
+    context_key = asset_key_for_table(step.context)
+    shown = _lineage_metadata(model_lineage(step))
+    kinds = {"openai" if any(p.paid for p in step.providers) else "python", warehouse}
+    version = code_version(step.name, step.prompt.version, step.fingerprint,
+                           [p.label for p in step.providers])
+
+    @multi_asset(
+        name=step.output_table,
+        specs=[AssetSpec(output_key, deps=[context_key], group_name="models", kinds=kinds,
+                         code_version=version, automation_condition=EAGER, metadata=shown,
+                         description=f"{step.output.__name__} per context, validated, with "
+                                     "the sources it cites"),
+               AssetSpec(errors_key, deps=[context_key], group_name="models", kinds=kinds,
+                         code_version=version, automation_condition=EAGER,
+                         description="contexts no provider could answer, with the reason")],
+        retry_policy=RETRY_POLICY,
+    )
+    def _model(context: AssetExecutionContext, headwater: HeadwaterResource) -> Iterator[Any]:
+        try:
+            with failing_fast(), headwater.warehouse() as store:
+                ran = run_model_step(store, step, context.run.run_id)
+        except ModelStepFailed as exc:
+            context.log.error(str(exc))
+            yield from _results(exc.run, output_key, errors_key, shown)
+            raise Failure(description=str(exc), allow_retries=False) from exc
+        yield from _results(ran, output_key, errors_key, shown)
+
+    return _model
+
+
+def _results(ran: Any, output_key: Any, errors_key: Any, shown: dict[str, Any]
+             ) -> Iterator[MaterializeResult]:
+    figures = ran.metadata()
+    flat = {name: (MetadataValue.json(value) if isinstance(value, dict) else value)
+            for name, value in figures.items() if value is not None}
+    yield MaterializeResult(asset_key=output_key, metadata={
+        **shown, **flat, "dagster/row_count": figures["rows"]})
+    yield MaterializeResult(asset_key=errors_key, metadata={
+        "dagster/row_count": figures["errors"], "failure share": figures["failure_share"]})
