@@ -1,5 +1,6 @@
 """What the demo estate's servers share: a quiet threaded WSGI server on a background
-thread, a thread-safe counter, and the time stamps of a day of activity."""
+thread, a thread-safe counter, the switchboard their faults are armed on, and the time
+stamps of a day of activity."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ import random
 import threading
 from collections.abc import Callable
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+
+class _Fault(Protocol):
+    remaining: int
+
+
+F = TypeVar("F", bound=_Fault)
 
 
 class Counter:
@@ -22,6 +30,42 @@ class Counter:
     def increment(self) -> None:
         with self._lock:
             self.value += 1
+
+
+class FaultSwitchboard(Generic[F]):
+    """Armed faults, taken in the order they were armed; safe to flip from any thread.
+
+    Each server's ``Faults`` subclasses this with one method per kind of fault, each
+    calling :meth:`arm`, and a ``take`` the server calls for every request it answers.
+    A fault has ``remaining`` (requests it still spoils) and whatever it needs to decide
+    which requests it matches.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed: list[F] = []
+
+    def clear(self) -> None:
+        """Disarm every fault."""
+        with self._lock:
+            self._armed.clear()
+
+    def arm(self, fault: F) -> None:
+        if fault.remaining < 1:
+            raise ValueError(f"count must be one or more, got {fault.remaining}")
+        with self._lock:
+            self._armed.append(fault)
+
+    def _take(self, matches: Callable[[F], bool]) -> F | None:
+        """The earliest armed fault that ``matches`` this request, counted off."""
+        with self._lock:
+            for fault in self._armed:
+                if matches(fault):
+                    fault.remaining -= 1
+                    if not fault.remaining:
+                        self._armed.remove(fault)
+                    return fault
+        return None
 
 
 class QuietHandler(WSGIRequestHandler):

@@ -64,7 +64,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import RSAKey
 
 from ._parties import crm_spelling
-from ._shared import BackgroundServer, Counter, QuietHandler, stamps_after
+from ._shared import BackgroundServer, Counter, FaultSwitchboard, QuietHandler, stamps_after
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESOURCES", "SCOPE", "CRMServer", "Faults",
            "main"]
@@ -112,7 +112,7 @@ class _Fault:
         return path.startswith(self.path if self.path is not None else _API_PREFIX)
 
 
-class Faults:
+class Faults(FaultSwitchboard[_Fault]):
     """Switches that make the next requests fail; safe to flip from any thread.
 
     Each switch arms a fault for the next ``count`` matching requests. A request takes the
@@ -122,53 +122,31 @@ class Faults:
     also how to fault ``/oauth/token`` itself.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: list[_Fault] = []
-
     def rate_limit(
         self, count: int = 1, retry_after: str = "1", *, path: str | None = None
     ) -> None:
         """Answer 429 with ``Retry-After`` sent verbatim (seconds or an HTTP date)."""
-        self._arm(_Fault("rate_limit", count, path, retry_after=retry_after))
+        self.arm(_Fault("rate_limit", count, path, retry_after=retry_after))
 
     def unavailable(self, count: int = 1, *, path: str | None = None) -> None:
         """Answer 503 with the HTML page a gateway in front of the CRM would send."""
-        self._arm(_Fault("unavailable", count, path))
+        self.arm(_Fault("unavailable", count, path))
 
     def drop(self, count: int = 1, *, path: str | None = None) -> None:
         """Close the connection without sending any response."""
-        self._arm(_Fault("drop", count, path))
+        self.arm(_Fault("drop", count, path))
 
     def slow(self, count: int = 1, seconds: float = 2.0, *, path: str | None = None) -> None:
         """Sleep ``seconds`` before answering normally."""
-        self._arm(_Fault("slow", count, path, seconds=seconds))
+        self.arm(_Fault("slow", count, path, seconds=seconds))
 
     def malformed(self, count: int = 1, *, path: str | None = None) -> None:
         """Answer 200 with the first half of the real body: truncated, invalid JSON."""
-        self._arm(_Fault("malformed", count, path))
-
-    def clear(self) -> None:
-        """Disarm every fault."""
-        with self._lock:
-            self._armed.clear()
+        self.arm(_Fault("malformed", count, path))
 
     def take(self, path: str) -> _Fault | None:
         """The fault the next request to ``path`` suffers, counted off; the server calls this."""
-        with self._lock:
-            for fault in self._armed:
-                if fault.matches(path):
-                    fault.remaining -= 1
-                    if not fault.remaining:
-                        self._armed.remove(fault)
-                    return fault
-        return None
-
-    def _arm(self, fault: _Fault) -> None:
-        if fault.remaining < 1:
-            raise ValueError(f"count must be one or more, got {fault.remaining}")
-        with self._lock:
-            self._armed.append(fault)
+        return self._take(lambda fault: fault.matches(path))
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
-from ._shared import BackgroundServer, Counter, QuietHandler
+from ._shared import BackgroundServer, Counter, FaultSwitchboard, QuietHandler
 
 __all__ = ["DEFAULT_MODEL", "Faults", "LLMServer", "assess", "main"]
 
@@ -53,7 +53,7 @@ class _Fault:
     seconds: float = 0.0
 
 
-class Faults:
+class Faults(FaultSwitchboard[_Fault]):
     """Switches that make the next completions fail; safe to flip from any thread.
 
     Each switch arms a fault for the next ``count`` completions whose messages contain
@@ -61,56 +61,34 @@ class Faults:
     that matches it, so faults armed one after another happen in that order.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: list[_Fault] = []
-
     def invalid_json(self, count: int = 1, *, match: str | None = None) -> None:
         """Answer 200 with content that is not JSON (a truncated object)."""
-        self._arm(_Fault("invalid_json", count, match))
+        self.arm(_Fault("invalid_json", count, match))
 
     def schema_violation(self, count: int = 1, *, match: str | None = None) -> None:
         """Answer JSON that breaks the schema (a risk level it does not allow)."""
-        self._arm(_Fault("schema_violation", count, match))
+        self.arm(_Fault("schema_violation", count, match))
 
     def invented_citation(self, count: int = 1, *, match: str | None = None) -> None:
         """Answer valid JSON citing a source id that is not in the context."""
-        self._arm(_Fault("invented_citation", count, match))
+        self.arm(_Fault("invented_citation", count, match))
 
     def rate_limit(self, count: int = 1, retry_after: str = "1", *,
                    match: str | None = None) -> None:
         """Answer 429 with ``Retry-After`` sent verbatim."""
-        self._arm(_Fault("rate_limit", count, match, retry_after=retry_after))
+        self.arm(_Fault("rate_limit", count, match, retry_after=retry_after))
 
     def unavailable(self, count: int = 1, *, match: str | None = None) -> None:
         """Answer 503, as an overloaded inference server does."""
-        self._arm(_Fault("unavailable", count, match))
+        self.arm(_Fault("unavailable", count, match))
 
     def slow(self, count: int = 1, seconds: float = 2.0, *, match: str | None = None) -> None:
         """Sleep ``seconds`` before answering normally (past a client's timeout)."""
-        self._arm(_Fault("slow", count, match, seconds=seconds))
-
-    def clear(self) -> None:
-        """Disarm every fault."""
-        with self._lock:
-            self._armed.clear()
+        self.arm(_Fault("slow", count, match, seconds=seconds))
 
     def take(self, text: str) -> _Fault | None:
         """The fault a completion whose messages read ``text`` suffers, counted off."""
-        with self._lock:
-            for fault in self._armed:
-                if fault.match is None or fault.match in text:
-                    fault.remaining -= 1
-                    if not fault.remaining:
-                        self._armed.remove(fault)
-                    return fault
-        return None
-
-    def _arm(self, fault: _Fault) -> None:
-        if fault.remaining < 1:
-            raise ValueError(f"count must be one or more, got {fault.remaining}")
-        with self._lock:
-            self._armed.append(fault)
+        return self._take(lambda fault: fault.match is None or fault.match in text)
 
 
 def _source_ids(value: Any) -> Iterator[str]:

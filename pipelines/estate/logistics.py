@@ -52,7 +52,7 @@ from typing import Any, Literal
 from lxml import etree
 
 from ._parties import carrier_spelling
-from ._shared import BackgroundServer, Counter, stamps_after
+from ._shared import BackgroundServer, Counter, FaultSwitchboard, stamps_after
 
 __all__ = ["MAX_PAGE_SIZE", "NAMESPACE", "Faults", "LogisticsServer", "main"]
 
@@ -111,7 +111,7 @@ class _Fault:
     path: str = ""
 
 
-class Faults:
+class Faults(FaultSwitchboard[_Fault]):
     """Switches that make the next SOAP calls fail; safe to flip from any thread.
 
     Each switch arms a fault for the next ``count`` SOAP POSTs (WSDL downloads are spared).
@@ -120,61 +120,39 @@ class Faults:
     an entity referenced in its first field; a client parsing it safely must refuse it.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: list[_Fault] = []
-
     def server_fault(self, count: int = 1) -> None:
         """Answer a ``soap:Server`` fault, "Service temporarily unavailable"."""
-        self._arm(_Fault("server_fault", count))
+        self.arm(_Fault("server_fault", count))
 
     def client_fault(self, count: int = 1) -> None:
         """Answer a ``soap:Client`` fault, "Invalid request", whatever was asked."""
-        self._arm(_Fault("client_fault", count))
+        self.arm(_Fault("client_fault", count))
 
     def slow(self, count: int = 1, seconds: float = 2.0) -> None:
         """Sleep ``seconds`` before answering normally."""
-        self._arm(_Fault("slow", count, seconds=seconds))
+        self.arm(_Fault("slow", count, seconds=seconds))
 
     def malformed(self, count: int = 1) -> None:
         """Answer 200 with the first half of the real envelope: truncated XML."""
-        self._arm(_Fault("malformed", count))
+        self.arm(_Fault("malformed", count))
 
     def doctype(self, count: int = 1) -> None:
         """Answer with an internal DTD whose entity, holding the real value, fills a field."""
-        self._arm(_Fault("doctype", count))
+        self.arm(_Fault("doctype", count))
 
     def external_entity(self, count: int = 1, path: str = "/etc/hostname") -> None:
         """Answer with an external entity ``SYSTEM "file://<path>"`` filling a field (XXE)."""
         if not path.startswith("/"):
             raise ValueError(f"path must be absolute, got {path!r}")
-        self._arm(_Fault("external_entity", count, path=path))
+        self.arm(_Fault("external_entity", count, path=path))
 
     def billion_laughs(self, count: int = 1) -> None:
         """Answer with the nested-entity bomb that expands to 10**9 "lol"s."""
-        self._arm(_Fault("billion_laughs", count))
-
-    def clear(self) -> None:
-        """Disarm every fault."""
-        with self._lock:
-            self._armed.clear()
+        self.arm(_Fault("billion_laughs", count))
 
     def take(self) -> _Fault | None:
         """The fault the next SOAP call suffers, counted off; the server calls this."""
-        with self._lock:
-            if not self._armed:
-                return None
-            fault = self._armed[0]
-            fault.remaining -= 1
-            if not fault.remaining:
-                self._armed.pop(0)
-            return fault
-
-    def _arm(self, fault: _Fault) -> None:
-        if fault.remaining < 1:
-            raise ValueError(f"count must be one or more, got {fault.remaining}")
-        with self._lock:
-            self._armed.append(fault)
+        return self._take(lambda fault: True)
 
 
 # -- data ---------------------------------------------------------------------------------
