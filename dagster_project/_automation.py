@@ -27,7 +27,9 @@ from dagster import (
     sensor,
 )
 
+from connectors import HeadwaterError
 from pipelines.config import build_connector, load_config
+from pipelines.demo import build_estate
 
 from ._translator import raw_key
 
@@ -75,8 +77,16 @@ def _new_data_sensor(name: str, spec: Mapping[str, Any], config_path: str | None
             description=f"lands {name} streams when their newest cursor moves")
     def _sense(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         seen = json.loads(context.cursor) if context.cursor else {}
-        with build_connector(name, load_config(config_path).connectors[name]) as connector:
-            latest = {s: _text(connector.latest_cursor(s)) for s in streams}
+        config = load_config(config_path)
+        try:
+            if config.estate.get("erp"):
+                build_estate(config, None, force=False)  # the demo's ERP, once
+            with build_connector(name, config.connectors[name]) as connector:
+                latest = {s: _text(connector.latest_cursor(s)) for s in streams}
+        except HeadwaterError as exc:
+            # An unreachable source is a skipped tick with the reason, not a crash: the
+            # next tick tries again.
+            return SkipReason(f"{name} cannot be read now: {exc}")
         return new_data_requests(name, seen, latest)
 
     return _sense

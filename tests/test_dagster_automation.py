@@ -100,3 +100,15 @@ def test_a_backfill_of_three_days_lands_exactly_those_windows(estate) -> None:
     assert "erp.orders_by_day" not in states  # partitions never move the stream's cursor
     assert {k for k in states if k.startswith("erp.orders_by_day@")} == {
         f"erp.orders_by_day@{day}T00:00:00" for day in days}
+
+
+def test_a_source_the_sensor_cannot_read_skips_the_tick_with_the_reason(tmp_path,
+                                                                         monkeypatch) -> None:
+    # No [estate.erp] to build from, so the ERP file the connector names is missing.
+    config = demo_config(tmp_path, replace={"[estate.erp]": "[estate.elsewhere]"})
+    monkeypatch.setenv("HEADWATER_CONFIG", str(config))
+    sensor = next(s for s in build_definitions().sensors if s.name == "erp_new_data")
+    with DagsterInstance.ephemeral() as instance:
+        tick = sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert tick.run_requests == []
+    assert "erp cannot be read now" in tick.skip_message
