@@ -1,6 +1,6 @@
-# headwater: `make demo` sets everything up and lands the demo ERP in DuckDB;
-# `make test` runs the whole suite. Both install into .venv from pyproject.toml,
-# with every transitive version pinned by requirements.lock.
+# headwater: `make demo` sets everything up and runs the demo estate into DuckDB
+# (land, normalize, context, model); `make test` runs the whole suite. Both install
+# into .venv from pyproject.toml, with every transitive version pinned by requirements.lock.
 
 PYTHON ?= python3
 VENV   := .venv
