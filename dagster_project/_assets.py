@@ -66,8 +66,10 @@ from ._metadata import (
     LINEAGE_TABLE,
     arrow_column_schema,
     column_lineage_value,
+    emit_openlineage,
     lineage_table,
     pandera_column_schema,
+    pandera_fields,
     phase_seconds,
     reasons_table,
 )
@@ -248,6 +250,8 @@ def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
             clean_rows = store.row_count(clean_table(entity))
             quarantined = store.row_count(quarantine_table(entity))
             broken = stored_rule_failures(mapping, store.read_table(clean_table(entity)))
+            emit_openlineage(context.run.run_id, store.url, clean_table(entity),
+                             pandera_fields(mapping), lineage)
         yield MaterializeResult(asset_key=clean_key, metadata={
             **shown,
             "dagster/row_count": clean_rows,

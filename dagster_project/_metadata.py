@@ -22,8 +22,10 @@ from dagster import (
     TableSchema,
 )
 
+from connectors import redact
 from normalization import ColumnLineage, EntityMapping, NormalizeResult
 from normalization._lineage import grouped_sources
+from pipelines.openlineage import OpenLineageEmitter, run_event
 
 from ._translator import asset_key_for_table
 
@@ -80,6 +82,28 @@ def reasons_table(result: NormalizeResult) -> MetadataValue:
     return MetadataValue.table(rows, schema=TableSchema(columns=[
         TableColumn("column", "string"), TableColumn("check", "string"),
         TableColumn("failures", "int")]))
+
+
+def emit_openlineage(run_id: str, warehouse_url: str, table: str,
+                     fields: Iterable[tuple[str, str, str]],
+                     lineage: Iterable[ColumnLineage]) -> bool:
+    """Send the table's OpenLineage event when ``HEADWATER_OPENLINEAGE_FILE`` or ``_URL``
+    is set; whether one was sent."""
+    emitter = OpenLineageEmitter.from_env()
+    if not emitter.enabled:
+        return False
+    emitter.emit(run_event(job=table, run_id=run_id, namespace=redact(warehouse_url),
+                           output=table, fields=list(fields), lineage=lineage))
+    return True
+
+
+def pandera_fields(mapping: EntityMapping) -> list[tuple[str, str, str]]:
+    return [(name, str(column.dtype), column.description or "")
+            for name, column in mapping.table_schema.columns.items()]
+
+
+def arrow_fields(schema: pa.Schema) -> list[tuple[str, str, str]]:
+    return [(f.name, str(f.type), "") for f in schema]
 
 
 def phase_seconds(seconds: Mapping[str, float], prefix: str = "seconds") -> dict[str, Any]:

@@ -14,12 +14,18 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.context import ContextSpec, build_contexts
+from pipelines.context import CONTEXT_SCHEMA, ContextSpec, build_contexts
 from pipelines.lineage import context_lineage, model_lineage
-from pipelines.models import ModelStep, ModelStepFailed, run_model_step
+from pipelines.models import ModelStep, ModelStepFailed, output_schema, run_model_step
 
 from ._assets import EAGER, RETRY_POLICY, failing_fast
-from ._metadata import LINEAGE_TABLE, column_lineage_value, lineage_table
+from ._metadata import (
+    LINEAGE_TABLE,
+    arrow_fields,
+    column_lineage_value,
+    emit_openlineage,
+    lineage_table,
+)
 from ._resources import HeadwaterResource
 from ._translator import asset_key_for_table, code_version
 
@@ -45,6 +51,8 @@ def context_asset(spec: ContextSpec, warehouse: str) -> AssetsDefinition:
                  ) -> MaterializeResult:
         with failing_fast(), headwater.warehouse() as store:
             built = build_contexts(store, spec, context.run.run_id)
+            emit_openlineage(context.run.run_id, store.url, spec.table,
+                             arrow_fields(CONTEXT_SCHEMA), context_lineage(spec))
         figures = built.metadata()
         return MaterializeResult(metadata={
             **shown, "dagster/row_count": figures["contexts"],
@@ -79,6 +87,8 @@ def model_assets(step: ModelStep, warehouse: str) -> AssetsDefinition:
         try:
             with failing_fast(), headwater.warehouse() as store:
                 ran = run_model_step(store, step, context.run.run_id)
+                emit_openlineage(context.run.run_id, store.url, step.output_table,
+                                 arrow_fields(output_schema(step)), model_lineage(step))
         except ModelStepFailed as exc:
             context.log.error(str(exc))
             yield from _results(exc.run, output_key, errors_key, shown)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dagster import AssetKey, Definitions, ExecuteInProcessResult, materialize
 
@@ -32,15 +34,18 @@ def full_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("dagster")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HEADWATER_CONFIG", str(demo_config(root)))
+        patch.setenv("HEADWATER_OPENLINEAGE_FILE", str(root / "openlineage.jsonl"))
         defs = build_definitions()
         result = materialize(defs.assets, resources=defs.resources)
     with DuckDBWarehouse(root / "warehouse.duckdb") as warehouse:
         counts = {t: warehouse.row_count(t) for t in warehouse.tables()}
-    return result, counts
+    events = [json.loads(line) for line in
+              (root / "openlineage.jsonl").read_text("utf-8").splitlines()]
+    return result, counts, events
 
 
 def test_the_whole_demo_graph_materializes(full_run) -> None:
-    result, _ = full_run
+    result, _, _ = full_run
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
 
     assert result.success
@@ -49,7 +54,7 @@ def test_the_whole_demo_graph_materializes(full_run) -> None:
 
 
 def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:
-    result, counts = full_run
+    result, counts, _ = full_run
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         assert metadata["dagster/row_count"].value == counts[table_of(event.asset_key)], \
@@ -57,7 +62,7 @@ def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:
 
 
 def test_every_clean_column_has_its_lineage_in_the_materialization(full_run) -> None:
-    result, _ = full_run
+    result, _, _ = full_run
     by_key = {e.asset_key: e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     for mapping in MAPPINGS:
@@ -72,7 +77,7 @@ def test_every_clean_column_has_its_lineage_in_the_materialization(full_run) -> 
 
 
 def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
-    result, counts = full_run
+    result, counts, _ = full_run
     by_key = {e.asset_key: e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     model = by_key[AssetKey(["model", "account_health"])]
@@ -88,7 +93,7 @@ def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
 
 
 def test_blocking_schema_checks_pass_and_quarantine_rates_are_reported(full_run) -> None:
-    result, _ = full_run
+    result, _, _ = full_run
     evaluations = [e.event_specific_data for e in events(result, "ASSET_CHECK_EVALUATION")]
     schema = {e.asset_key.path[-1]: e.passed for e in evaluations
               if e.check_name == "schema_rules"}
@@ -97,6 +102,22 @@ def test_blocking_schema_checks_pass_and_quarantine_rates_are_reported(full_run)
     assert len(rates) == len(MAPPINGS)
     contact = next(e for e in rates if e.asset_key.path[-1] == "contact")
     assert 0 < contact.metadata["share"].value < 0.05
+
+
+def test_openlineage_events_carry_the_column_lineage(full_run) -> None:
+    _, _, events = full_run
+    by_job = {e["job"]["name"]: e for e in events}
+
+    assert {f"clean_{m.entity}" for m in MAPPINGS} | {"context_account",
+                                                      "model_account_health"} <= set(by_job)
+    order = by_job["clean_order"]["outputs"][0]["facets"]
+    assert set(order["columnLineage"]["fields"]) == set(ORDER_COLUMNS)
+    assert order["columnLineage"]["fields"]["customer_no"]["inputFields"][0]["field"] == \
+        "cust_no"
+    assert {i["name"] for i in by_job["model_account_health"]["inputs"]} == {"context_account"}
+
+
+ORDER_COLUMNS = next(m for m in MAPPINGS if m.entity == "order").table_schema.columns
 
 
 @pytest.fixture
