@@ -72,7 +72,7 @@ class Collector(BaseHTTPRequestHandler):
     received: list[dict] = []
     status = 201
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         Collector.received.append(json.loads(self.rfile.read(length)))
         self.send_response(Collector.status)
