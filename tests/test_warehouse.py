@@ -198,3 +198,47 @@ def test_merging_the_same_keys_twice_never_duplicates(tmp_path, keys) -> None:
             data = pa.RecordBatch.from_pydict({"k": keys, "v": [version] * len(keys)})
             warehouse.merge("raw_k", data, ("k",))
         assert warehouse.query('SELECT v FROM "raw_k"').column(0).to_pylist() == [2, 2]
+
+
+def test_replace_tables_swaps_every_table_or_none(warehouse) -> None:
+    warehouse.replace_tables({"clean_a": pa.table({"x": [1]}), "clean_b": pa.table({"y": [1]})})
+    with Crashing(warehouse), pytest.raises(RuntimeError, match="crash before commit"):
+        warehouse.replace_tables({"clean_a": pa.table({"x": [2, 3]}),
+                                  "clean_b": pa.table({"y": [2, 3]})})
+    assert warehouse.read_table("clean_a").column("x").to_pylist() == [1]
+    assert warehouse.read_table("clean_b").column("y").to_pylist() == [1]
+
+    warehouse.replace_tables({"clean_a": pa.table({"x": [2, 3]}),
+                              "clean_b": pa.table({"y": pa.array([], pa.int64())})})
+    assert warehouse.read_table("clean_a").column("x").to_pylist() == [2, 3]
+    assert warehouse.row_count("clean_b") == 0
+
+
+def test_an_entity_is_cleaned_from_and_into_either_warehouse(warehouse) -> None:
+    from normalization.estate import ORDER
+    from pipelines.cleaning import clean_entity, load_spec
+
+    raw = pa.RecordBatch.from_pydict({
+        "order_no": pa.array([1, 2, 3], pa.int64()),
+        "cust_no": ["C00001  ", "C00002  ", "C00003  "],
+        "order_date": [dt.date(2024, 1, 2)] * 3,
+        "ship_date": [dt.date(2024, 1, 5), dt.date(1900, 1, 1), dt.date(2024, 1, 6)],
+        "status": ["SHP", "NEW", "???"],
+        "total_cents": pa.array([12345, 99, 500], pa.int64()),
+        "user": ["JSMITH", "o'brien", "BATCH01"],
+        "updated_at": [dt.datetime(2024, 1, 2, 10)] * 3,
+    })
+    warehouse.merge("raw_erp__orders", raw, ("order_no",), provenance=PROVENANCE)
+
+    result = clean_entity(warehouse, ORDER, load_spec(), run_id="run-9")
+
+    clean = warehouse.query('SELECT * FROM "clean_order" ORDER BY order_no').to_pylist()
+    assert [(r["order_no"], r["customer_no"], r["total"], r["shipped_on"], r["is_shipped"])
+            for r in clean] == [(1, "C00001", Decimal("123.45"), dt.date(2024, 1, 5), True),
+                                (2, "C00002", Decimal("0.99"), None, False)]
+    assert clean[0]["_hw_source"] == "erp"
+    quarantined = warehouse.read_table("quarantine_order").to_pylist()
+    assert [(q["source_key"], q["column"], q["check"], q["value"]) for q in quarantined] == [
+        ('{"order_no":3}', "status", "codes(mapping={'NEW': 'new', 'SHP': 'shipped', 'CAN...)",
+         "???")]
+    assert result.reconciles
