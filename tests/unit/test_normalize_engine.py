@@ -240,3 +240,51 @@ def test_source_keys_are_json_that_identify_composite_keys() -> None:
     result = normalize(pairs, pa_arrow.table({"A": [7], "B": ["x y"]}))
 
     assert json.loads(result.quarantine.column("source_key")[0].as_py()) == {"A": 7, "B": "x y"}
+
+
+def one_column_mapping(step, dtype) -> EntityMapping:
+    """A mapping of one cleaned column of ``dtype`` through ``step``."""
+    model = type("OneValue", (pa.DataFrameModel,), {
+        "__annotations__": {"key": int, "value": dtype},
+        "value": pa.Field(nullable=True),
+    })
+    return EntityMapping(entity="one", source="raw_x__values", schema=model,
+                         primary_key=("KEY",), columns={"key": From("KEY"),
+                                                        "value": From("VALUE", step)})
+
+
+@pytest.mark.parametrize(
+    ("step", "dtype", "good", "bad"),
+    [
+        ("flag", bool, "Y", "maybe"),
+        ("cents", pe.Decimal, "12345", "12x45"),
+        (("implied_decimal", {"places": 2}), pe.Decimal, "0001250", "12.5.0"),
+        ("decimal", pe.Decimal, "1,234.50", "one thousand"),
+        ("julian_date", pe.Date, "124032", "124400"),
+        ("packed_date", pe.Date, "20240131", "20240231"),
+        ("timestamp", pe.DateTime, "2024-03-01T02:00:00Z", "yesterday"),
+        ("email", str, "A.B@Example.com", "not-an-address"),
+        ("phone", str, "+44 20 1234 5678", "ext. 12"),
+        (("codes", {"mapping": {"SHP": "shipped"}}), str, "SHP", "ZZZ"),
+        ("currency", str, "eur", "EURO"),
+        ("country", str, "Deutschland", "Atlantis"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_value_a_cleaner_cannot_read_reaches_quarantine_not_an_exception(step, dtype, good,
+                                                                           bad) -> None:
+    mapping = one_column_mapping(step, dtype)
+    raw_values = pa_arrow.table({"KEY": [1, 2, 3, 4], "VALUE": [good, bad, None, ""]})
+
+    result = normalize(mapping, raw_values)
+
+    name = step if isinstance(step, str) else step[0]
+    failures = {r["source_key"]: (r["check"], r["value"]) for r in result.quarantine.to_pylist()}
+    # The malformed value and the empty one (no blank_as_null before it) are quarantined
+    # with the cleaner's name and the raw value; the good one and the null one are clean.
+    assert set(failures) == {'{"KEY":2}', '{"KEY":4}'}
+    assert failures['{"KEY":2}'][1] == bad and failures['{"KEY":4}'][1] == ""
+    assert all(check.startswith(name) for check, _ in failures.values())
+    assert result.clean.column("key").to_pylist() == [1, 3]
+    assert result.clean.column("value").to_pylist()[1] is None
+    assert result.reconciles
