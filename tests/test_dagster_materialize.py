@@ -10,6 +10,7 @@ from dagster import AssetKey, Definitions, ExecuteInProcessResult, materialize
 from dagster_project.definitions import build_definitions
 from normalization.estate import MAPPINGS
 from pipelines.estate.crm import CRMServer
+from pipelines.estate.llm import LLMServer
 from pipelines.warehouse import DuckDBWarehouse
 from tests.conftest import demo_config
 
@@ -41,11 +42,11 @@ def full_run(tmp_path_factory):
         counts = {t: warehouse.row_count(t) for t in warehouse.tables()}
     events = [json.loads(line) for line in
               (root / "openlineage.jsonl").read_text("utf-8").splitlines()]
-    return result, counts, events
+    return result, counts, events, root
 
 
 def test_the_whole_demo_graph_materializes(full_run) -> None:
-    result, _, _ = full_run
+    result, _, _, _ = full_run
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
 
     assert result.success
@@ -54,7 +55,7 @@ def test_the_whole_demo_graph_materializes(full_run) -> None:
 
 
 def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:
-    result, counts, _ = full_run
+    result, counts, _, _ = full_run
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         assert metadata["dagster/row_count"].value == counts[table_of(event.asset_key)], \
@@ -62,7 +63,7 @@ def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:
 
 
 def test_every_clean_column_has_its_lineage_in_the_materialization(full_run) -> None:
-    result, _, _ = full_run
+    result, _, _, _ = full_run
     by_key = {e.asset_key: e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     for mapping in MAPPINGS:
@@ -77,7 +78,7 @@ def test_every_clean_column_has_its_lineage_in_the_materialization(full_run) -> 
 
 
 def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
-    result, counts, _ = full_run
+    result, counts, _, _ = full_run
     by_key = {e.asset_key: e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     model = by_key[AssetKey(["model", "account_health"])]
@@ -92,8 +93,28 @@ def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
     assert context["dagster/column_lineage"].value.deps_by_column["document"]
 
 
+def test_the_demo_model_step_asks_an_endpoint_when_its_variables_are_set(full_run) -> None:
+    *_, root = full_run
+    with LLMServer(model="demo-model", api_key="sk-demo-key") as llm, \
+            pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEADWATER_CONFIG", str(root / "headwater.toml"))
+        for name, value in {"BASE_URL": llm.url, "MODEL": "demo-model",
+                            "API_KEY": "sk-demo-key"}.items():
+            patch.setenv(f"HEADWATER_LLM_{name}", value)
+        defs = build_definitions()
+        result = materialize(defs.assets, resources=defs.resources,
+                             selection=[AssetKey(["model", "account_health"]),
+                                        AssetKey(["model_errors", "account_health"])])
+        calls = llm.requests
+
+    metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                    if e.asset_key == AssetKey(["model", "account_health"]))
+    assert result.success and calls == metadata["rows"].value > 0
+    assert metadata["served_by"].value == {"openai/demo-model": metadata["rows"].value}
+
+
 def test_blocking_schema_checks_pass_and_quarantine_rates_are_reported(full_run) -> None:
-    result, _, _ = full_run
+    result, _, _, _ = full_run
     evaluations = [e.event_specific_data for e in events(result, "ASSET_CHECK_EVALUATION")]
     schema = {e.asset_key.path[-1]: e.passed for e in evaluations
               if e.check_name == "schema_rules"}
@@ -105,7 +126,7 @@ def test_blocking_schema_checks_pass_and_quarantine_rates_are_reported(full_run)
 
 
 def test_openlineage_events_carry_the_column_lineage(full_run) -> None:
-    _, _, events = full_run
+    _, _, events, _ = full_run
     by_job = {e["job"]["name"]: e for e in events}
 
     assert {f"clean_{m.entity}" for m in MAPPINGS} | {"context_account",
