@@ -1,6 +1,6 @@
-"""What the demo estate's servers share: a quiet threaded WSGI server on a background
-thread, a thread-safe counter, the switchboard their faults are armed on, and the time
-stamps of a day of activity."""
+"""What the demo estate's servers share: the server lifecycle (a quiet threaded WSGI
+server on a background thread), a thread-safe counter, the switchboard their faults are
+armed on, and the time stamps of a day of activity."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import threading
 from collections.abc import Callable
 from socketserver import ThreadingMixIn
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 
@@ -114,6 +114,58 @@ class BackgroundServer:
         self._httpd.server_close()
         self._thread.join()
         self._httpd = self._thread = None
+
+
+class EstateServer:
+    """A server of the estate: between :meth:`start` and :meth:`stop` (or as a context
+    manager) it serves :meth:`_serve` from a background thread on its own port.
+
+    Subclasses name themselves (``name``), say where their :attr:`url` points on the
+    bound port (``path``), and may finish setting up once the port is known
+    (:meth:`_started`).
+    """
+
+    name = "estate"
+    path = ""
+    handler_class: type[WSGIRequestHandler] = QuietHandler
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._url: str | None = None
+        self._server = BackgroundServer(self.name)
+
+    @property
+    def url(self) -> str:
+        """``http://<host>:<port><path>``; the server must be started."""
+        if self._url is None:
+            raise RuntimeError(f"start the {self.name} server first: its port is chosen when "
+                               "it starts")
+        return self._url
+
+    def start(self) -> Self:
+        """Bind the port and serve from a background thread; return self."""
+        host, port = self._server.start(self._serve, *self._address,
+                                        handler_class=self.handler_class)
+        self._url = f"http://{host}:{port}{self.path}"
+        self._started()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wait for requests in flight and close the socket; idempotent."""
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _started(self) -> None:
+        """Called once the port is known, before the first request can need it."""
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]
+               ) -> list[bytes]:
+        raise NotImplementedError
 
 
 def stamps_after(rng: random.Random, latest: dt.datetime, count: int, tie_share: float

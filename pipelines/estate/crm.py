@@ -64,7 +64,7 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import RSAKey
 
 from ._parties import crm_spelling
-from ._shared import BackgroundServer, Counter, FaultSwitchboard, QuietHandler, stamps_after
+from ._shared import Counter, EstateServer, FaultSwitchboard, QuietHandler, stamps_after
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESOURCES", "SCOPE", "CRMServer", "Faults",
            "main"]
@@ -691,13 +691,17 @@ class _RequestHandler(QuietHandler):
         self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class CRMServer:
+class CRMServer(EstateServer):
     """The demo CRM on a local port: data from ``seed``, OAuth2, three paginated resources.
 
     Use it as a context manager or call :meth:`start` and :meth:`stop`. The client
     credentials, the JWT client's private key and the faults are available before it starts;
     :attr:`url` and :attr:`token_url` once it has.
     """
+
+    name = "CRM"
+    handler_class = _RequestHandler
+
 
     client_id = "headwater"
     jwt_client_id = "headwater-jwt"
@@ -731,17 +735,8 @@ class CRMServer:
         self._protector = ResourceProtector()
         self._protector.register_token_validator(_BearerValidator(self._tokens))
         self._api_requests = Counter()
-        self._address = (host, port)
-        self._url: str | None = None
-        self._server = BackgroundServer("CRM")
         self._authorization: _AuthorizationServer | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``; the server must be started."""
-        if self._url is None:
-            raise RuntimeError("start the CRM server first: its port is chosen when it starts")
-        return self._url
+        super().__init__(host, port)
 
     @property
     def token_url(self) -> str:
@@ -758,23 +753,8 @@ class CRMServer:
         """Requests to ``/api/...`` so far, whatever their outcome, faulted ones included."""
         return self._api_requests.value
 
-    def start(self) -> CRMServer:
-        """Bind the port and serve from a background thread; return self."""
-        host, port = self._server.start(self._serve, *self._address,
-                                        handler_class=_RequestHandler)
-        self._url = f"http://{host}:{port}"
+    def _started(self) -> None:
         self._authorization = _AuthorizationServer(self._clients, self._tokens, self.token_url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wait for requests in flight and close the socket; idempotent."""
-        self._server.stop()
-
-    def __enter__(self) -> CRMServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def touch(self, changed: int, added: int, seed: int = 11) -> dict[str, int]:
         """Play a day of ticket activity; return ``{"changed": n, "added": n}``.

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
-from ._shared import BackgroundServer, Counter, FaultSwitchboard, QuietHandler
+from ._shared import Counter, EstateServer, FaultSwitchboard
 
 __all__ = ["DEFAULT_MODEL", "Faults", "LLMServer", "assess", "main"]
 
@@ -154,12 +154,16 @@ def _error(status: int, message: str, kind: str) -> _Response:
     return _json(status, {"error": {"message": message, "type": kind}})
 
 
-class LLMServer:
+class LLMServer(EstateServer):
     """The demo model endpoint on a local port; see the module docstring.
 
     Use it as a context manager or call :meth:`start` and :meth:`stop`. :attr:`url` is
     the base URL clients configure (``http://127.0.0.1:<port>/v1``).
     """
+
+    name = "LLM"
+    path = "/v1"
+
 
     def __init__(self, model: str = DEFAULT_MODEL, latency_ms: float = 0.0,
                  api_key: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -171,36 +175,12 @@ class LLMServer:
         self._ids = itertools.count(1)  # next() on a count is atomic under the GIL
         #: The latest completion request bodies, oldest first (for tests to inspect).
         self.received: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
-        self._address = (host, port)
-        self._url: str | None = None
-        self._server = BackgroundServer("LLM")
-
-    @property
-    def url(self) -> str:
-        """The base URL; the server must be started."""
-        if self._url is None:
-            raise RuntimeError("start the LLM server first: its port is chosen when it starts")
-        return self._url
+        super().__init__(host, port)
 
     @property
     def requests(self) -> int:
         """Completion requests so far, whatever their outcome, faulted ones included."""
         return self._completions.value
-
-    def start(self) -> LLMServer:
-        host, port = self._server.start(self._serve, *self._address, handler_class=QuietHandler)
-        self._url = f"http://{host}:{port}/v1"
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wait for requests in flight and close the socket; idempotent."""
-        self._server.stop()
-
-    def __enter__(self) -> LLMServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         response = self._route(environ)

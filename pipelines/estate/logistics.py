@@ -52,7 +52,7 @@ from typing import Any, Literal
 from lxml import etree
 
 from ._parties import carrier_spelling
-from ._shared import BackgroundServer, Counter, FaultSwitchboard, stamps_after
+from ._shared import Counter, EstateServer, FaultSwitchboard, stamps_after
 
 __all__ = ["MAX_PAGE_SIZE", "NAMESPACE", "Faults", "LogisticsServer", "main"]
 
@@ -570,12 +570,16 @@ def _wsdl(location: str, outside_import: str | None = None) -> bytes:
     return _serialize(root)
 
 
-class LogisticsServer:
+class LogisticsServer(EstateServer):
     """The demo logistics SOAP service on a local port: shipments from ``seed``, WS-Security.
 
     Use it as a context manager or call :meth:`start` and :meth:`stop`. The credentials and
     the faults are available before it starts; :attr:`url` and the WSDL URLs once it has.
     """
+
+    name = "logistics"
+    path = _ENDPOINT
+
 
     def __init__(self, shipments: int = 300, seed: int = 5, username: str = "headwater",
                  password: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -586,18 +590,8 @@ class LogisticsServer:
         self.faults = Faults()
         self._data = _Dataset(seed, shipments)
         self._requests = Counter()
-        self._address = (host, port)
-        self._url: str | None = None
         self._documents: dict[str, bytes] = {}
-        self._server = BackgroundServer("logistics")
-
-    @property
-    def url(self) -> str:
-        """The SOAP endpoint, ``http://127.0.0.1:<port>/logistics``; the server must be started."""
-        if self._url is None:
-            raise RuntimeError("start the logistics server first: its port is chosen when it "
-                               "starts")
-        return self._url
+        super().__init__(host, port)
 
     @property
     def wsdl_url(self) -> str:
@@ -614,23 +608,9 @@ class LogisticsServer:
         """SOAP requests (POSTs to the endpoint) so far, whatever their outcome."""
         return self._requests.value
 
-    def start(self) -> LogisticsServer:
-        """Bind the port and serve from a background thread; return self."""
-        host, port = self._server.start(self._serve, *self._address)
-        self._url = f"http://{host}:{port}{_ENDPOINT}"
-        self._documents = {"wsdl": _wsdl(self._url),
-                           "evil": _wsdl(self._url, outside_import=_OUTSIDE_SCHEMA)}
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wait for requests in flight and close the socket; idempotent."""
-        self._server.stop()
-
-    def __enter__(self) -> LogisticsServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _started(self) -> None:
+        self._documents = {"wsdl": _wsdl(self.url),
+                           "evil": _wsdl(self.url, outside_import=_OUTSIDE_SCHEMA)}
 
     def records(self) -> list[dict[str, Any]]:
         """A copy of every shipment by id, with Decimals and aware datetimes as served."""
