@@ -33,6 +33,22 @@ def run_child(script: str, label: str, *args: str) -> dict:
     return json.loads(lines[-1])
 
 
+def start_estate_server(module: str, args: list[str], ready: str, what: str
+                        ) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m <module> <args>`` (a demo estate server) in its own session and
+    read its banner up to the line holding ``ready``; return the process and the banner."""
+    process = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    assert process.stdout is not None
+    banner = ""
+    while ready not in banner:
+        line = process.stdout.readline()
+        if not line:
+            raise SystemExit(f"{what} did not start (exit {process.poll()}): {banner!r}")
+        banner += line
+    return process, banner
+
+
 def time_command(command: list[str], *, stdout: int | None = None) -> float:
     """Wall-clock seconds of one external command (a database's own dump tool)."""
     started = time.perf_counter()

@@ -38,7 +38,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import interleaved, verdict
+from _harness import interleaved, start_estate_server, verdict
 
 from pipelines.estate.contexts import account_contexts
 from pipelines.models import ModelStep, OpenAICompatible, run_model_step
@@ -57,15 +57,11 @@ MIN_CACHE_HITS_PER_S = 50_000
 
 def start_server() -> tuple[subprocess.Popen, str]:
     """The model endpoint in a child process; its base URL from its banner."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.estate.llm", "--port", "0", "--latency-ms",
-         str(LATENCY_MS), "--model", MODEL],
-        stdout=subprocess.PIPE, text=True, start_new_session=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    found = re.search(r"LLM API: (\S+)", line)
-    if not found:
-        raise SystemExit(f"the model endpoint did not start (exit {server.poll()}): {line!r}")
+    server, banner = start_estate_server(
+        "pipelines.estate.llm", ["--port", "0", "--latency-ms", str(LATENCY_MS), "--model", MODEL],
+        "LLM API:", "the model endpoint")
+    found = re.search(r"LLM API: (\S+)", banner)
+    assert found is not None
     return server, found.group(1)
 
 

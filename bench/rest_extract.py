@@ -26,7 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import interleaved, report_overhead
+from _harness import interleaved, report_overhead, start_estate_server
 
 RECORDS = 200_000
 PER_PAGE = 200
@@ -42,18 +42,9 @@ TICKETS = pa.schema([
 
 def start_server() -> tuple[subprocess.Popen, str, str, str]:
     """The CRM in a child process; its URL and client credentials from its banner."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.estate.crm", "--port", "0", "--accounts", "500",
-         "--tickets", str(RECORDS)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    banner = ""
-    assert server.stdout is not None
-    while "private_key_jwt" not in banner:
-        line = server.stdout.readline()
-        if not line:
-            raise SystemExit(f"the CRM server did not start (exit {server.poll()})")
-        banner += line
+    server, banner = start_estate_server(
+        "pipelines.estate.crm", ["--port", "0", "--accounts", "500", "--tickets", str(RECORDS)],
+        "private_key_jwt", "the CRM server")
     url = re.search(r"CRM API:\s+(\S+)/api/", banner).group(1)
     client_id, secret = re.search(r"client_secret_basic/post: (\S+) / (\S+)", banner).groups()
     return server, url, client_id, secret

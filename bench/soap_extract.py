@@ -25,7 +25,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import interleaved, report_overhead
+from _harness import interleaved, report_overhead, start_estate_server
 
 RECORDS = 100_000
 PAGE_SIZE = 500
@@ -44,18 +44,9 @@ SHIPMENTS = pa.schema([
 
 def start_service() -> tuple[subprocess.Popen, str, str, str]:
     """The logistics service in a child process; its WSDL and credentials from its banner."""
-    service = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.estate.logistics", "--port", "0",
-         "--shipments", str(RECORDS)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    banner = ""
-    assert service.stdout is not None
-    while "UsernameToken:" not in banner:
-        line = service.stdout.readline()
-        if not line:
-            raise SystemExit(f"the logistics service did not start (exit {service.poll()})")
-        banner += line
+    service, banner = start_estate_server(
+        "pipelines.estate.logistics", ["--port", "0", "--shipments", str(RECORDS)],
+        "UsernameToken:", "the logistics service")
     wsdl = re.search(r"WSDL:\s+(\S+)", banner).group(1)
     username, password = re.search(r"UsernameToken: (\S+) / (\S+)", banner).groups()
     return service, wsdl, username, password
