@@ -107,13 +107,20 @@ class NormalizeResult:
         top = list(self.reasons().items())[:limit]
         return ", ".join(f"{column}: {check} ({n:,})" for (column, check), n in top) or "none"
 
+    def threshold_error(self) -> QuarantineThresholdExceeded | None:
+        """The error to report when too many rows were quarantined, else ``None``."""
+        if not self.over_threshold:
+            return None
+        return QuarantineThresholdExceeded(
+            self.entity, self.quarantined_rows, self.raw_rows - self.superseded_rows,
+            self.max_quarantine_share, self.describe_reasons(),
+        )
+
     def raise_for_threshold(self) -> None:
         """Raise :class:`QuarantineThresholdExceeded` if too many rows were quarantined."""
-        if self.over_threshold:
-            raise QuarantineThresholdExceeded(
-                self.entity, self.quarantined_rows, self.raw_rows - self.superseded_rows,
-                self.max_quarantine_share, self.describe_reasons(),
-            )
+        error = self.threshold_error()
+        if error is not None:
+            raise error
 
 
 def as_polars(data: Frame) -> pl.DataFrame:

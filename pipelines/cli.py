@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from connectors import (
     ConfigurationError,
@@ -18,29 +19,20 @@ from connectors import (
     RedactingFilter,
     redact,
 )
-from normalization import (
-    NormalizationError,
-    NormalizeResult,
-    QuarantineThresholdExceeded,
-    render_lineage,
-)
 
-from .cleaning import (
-    clean_all,
-    load_spec,
-    quarantine_table,
-    quarantined_share,
-    reprocess_quarantined,
-)
 from .config import Config, build_connector, load_config
-from .context import ACCOUNT_CONTEXT, build_contexts
 from .demo import build_estate, serving_estate
-from .lineage import LineageCatalog, landings_of, render_trace
-from .models import run_model_step
-from .models.estate import account_health_step
 from .progress import Progress
 from .runner import StreamResult, new_run_id, run_stream
 from .warehouse import Warehouse, open_warehouse
+
+if TYPE_CHECKING:
+    from normalization import NormalizeResult
+
+    from .cleaning import NormalizationSpec
+
+# The commands past landing import normalization, contexts and model steps when they run
+# (polars, pandera, pydantic: about 0.8 s), so that run, check and state start quickly.
 
 
 def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | None]]:
@@ -149,6 +141,8 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_context(config: Config, args: argparse.Namespace) -> int:
+    from .context import ACCOUNT_CONTEXT, build_contexts
+
     with open_warehouse(config.warehouse_url) as warehouse:
         built = build_contexts(warehouse, ACCOUNT_CONTEXT, new_run_id()).metadata()
     print(f"{ACCOUNT_CONTEXT.table}: {built['contexts']:,} contexts, {built['trimmed']:,} "
@@ -158,6 +152,9 @@ def cmd_context(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_model(config: Config, args: argparse.Namespace) -> int:
+    from .models import run_model_step
+    from .models.estate import account_health_step
+
     step = account_health_step()
     with open_warehouse(config.warehouse_url) as warehouse:
         ran = run_model_step(warehouse, step, new_run_id()).metadata()
@@ -170,47 +167,50 @@ def cmd_model(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
+    from .cleaning import clean_all, load_spec
+
     spec = load_spec(config.normalization)
     run_id = new_run_id()
     with open_warehouse(config.warehouse_url) as warehouse:
         print(f"normalize {run_id} in {warehouse.url}")
         if args.quarantined:
-            for entity in args.entities or [m.entity for m in spec.mappings]:
-                mapping = spec.mapping(entity)
-                if quarantine_table(entity) not in warehouse.tables():
-                    continue
-                result = reprocess_quarantined(warehouse, mapping, spec, run_id=run_id)
-                print(_clean_summary(result, "re-processed"))
-                quarantined, total = quarantined_share(warehouse, mapping)
-                if total and quarantined / total > mapping.max_quarantine_share:
-                    raise QuarantineThresholdExceeded(entity, quarantined, total,
-                                                      mapping.max_quarantine_share,
-                                                      result.describe_reasons())
-            return 0
-        else:
-            run = clean_all(warehouse, spec, run_id=run_id, entities=args.entities or None,
-                            on_result=lambda result: print(_clean_summary(result)))
-            results = run.results
-            if run.parties is not None:
-                parties = run.parties
-                print(f"{spec.resolution.name}: {parties.parties:,} resolved from "
-                      f"{parties.crosswalk.num_rows:,} records ({parties.linked_by_key:,} "
-                      f"linked by key, {parties.linked_by_name:,} by name, "
-                      f"{parties.ambiguous_names:,} ambiguous names left apart)")
-    failing = [r for r in results if r.over_threshold]
-    for result in failing[1:]:
-        print(f"headwater: error: {_threshold_message(result)}", file=sys.stderr)
-    if failing:
-        failing[0].raise_for_threshold()
+            return _reprocess(warehouse, spec, args.entities, run_id)
+        run = clean_all(warehouse, spec, run_id=run_id, entities=args.entities or None,
+                        on_result=lambda result: print(_clean_summary(result)))
+    if run.parties is not None:
+        parties = run.parties
+        print(f"{spec.resolution.name}: {parties.parties:,} resolved from "
+              f"{parties.crosswalk.num_rows:,} records ({parties.linked_by_key:,} "
+              f"linked by key, {parties.linked_by_name:,} by name, "
+              f"{parties.ambiguous_names:,} ambiguous names left apart)")
+    errors = [r.threshold_error() for r in run.over_threshold]
+    for error in errors[1:]:
+        print(f"headwater: error: {error}", file=sys.stderr)
+    if errors:
+        raise errors[0]
     return 0
 
 
-def _threshold_message(result: NormalizeResult) -> str:
-    try:
-        result.raise_for_threshold()
-    except QuarantineThresholdExceeded as exc:
-        return str(exc)
-    return ""
+def _reprocess(warehouse: Warehouse, spec: NormalizationSpec, entities: list[str], run_id: str
+               ) -> int:
+    """Re-process the quarantined rows of ``entities`` (default: all); the threshold is
+    judged on each whole entity afterwards."""
+    from normalization import QuarantineThresholdExceeded
+
+    from .cleaning import quarantine_table, quarantined_share, reprocess_quarantined
+
+    for entity in entities or [m.entity for m in spec.mappings]:
+        mapping = spec.mapping(entity)
+        if quarantine_table(entity) not in warehouse.tables():
+            continue
+        result = reprocess_quarantined(warehouse, mapping, spec, run_id=run_id)
+        print(_clean_summary(result, "re-processed"))
+        quarantined, total = quarantined_share(warehouse, mapping)
+        if total and quarantined / total > mapping.max_quarantine_share:
+            raise QuarantineThresholdExceeded(entity, quarantined, total,
+                                              mapping.max_quarantine_share,
+                                              result.describe_reasons())
+    return 0
 
 
 def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
@@ -224,6 +224,13 @@ def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
 
 
 def cmd_lineage(config: Config, args: argparse.Namespace) -> int:
+    from normalization import render_lineage
+
+    from .cleaning import load_spec
+    from .context import ACCOUNT_CONTEXT
+    from .lineage import LineageCatalog, landings_of, render_trace
+    from .models.estate import account_health_step
+
     spec = load_spec(config.normalization)
     catalog = LineageCatalog(spec.mappings, [ACCOUNT_CONTEXT], [account_health_step()],
                              landings_of(config.connectors))
@@ -299,19 +306,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.fn(config, args)
         with serving_estate(config) as served:
             return args.fn(served, args)
-    except (HeadwaterError, NormalizationError) as exc:
+    except HeadwaterError as exc:
         print(f"headwater: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("headwater: interrupted; the next run resumes from the last checkpoint",
               file=sys.stderr)
         return 130
     except Exception as exc:
+        if _is_normalization_error(exc):
+            print(f"headwater: error: {exc}", file=sys.stderr)
+            return 1
         if os.environ.get("HEADWATER_DEBUG"):
             traceback.print_exc()
         detail = redact(str(exc).splitlines()[0] if str(exc) else "")
         print(f"headwater: error: {type(exc).__name__}: {detail} "
               "(set HEADWATER_DEBUG=1 for the traceback)", file=sys.stderr)
     return 1
+
+
+def _is_normalization_error(exc: Exception) -> bool:
+    """Whether ``exc`` is one of normalization's own (one line, no traceback); checked
+    without importing normalization, which only a command that used it has loaded."""
+    normalization = sys.modules.get("normalization")
+    return normalization is not None and isinstance(exc, normalization.NormalizationError)
 
 
 _USES_SOURCES = (cmd_check, cmd_discover, cmd_run, cmd_demo)
