@@ -54,7 +54,7 @@ from pipelines.cleaning import (
     NormalizationSpec,
     clean_entity,
     clean_table,
-    land_reference_files,
+    land_reference_file,
     quarantine_table,
     reference_table,
     resolve_parties,
@@ -195,10 +195,9 @@ def reference_asset(name: str, spec: NormalizationSpec) -> AssetsDefinition:
            description=f"reference data from {spec.reference_files[name]}",
            automation_condition=EAGER)
     def _reference(headwater: HeadwaterResource) -> MaterializeResult:
-        only = NormalizationSpec((), reference_files={name: spec.reference_files[name]})
         with failing_fast(), headwater.warehouse() as store:
-            landed = land_reference_files(store, only)
-        return MaterializeResult(metadata={"dagster/row_count": landed[table]})
+            rows = land_reference_file(store, name, spec.reference_files[name])
+        return MaterializeResult(metadata={"dagster/row_count": rows})
 
     return _reference
 

@@ -24,7 +24,6 @@ from dagster import (
 
 from connectors import redact
 from normalization import ColumnLineage, EntityMapping, NormalizeResult
-from normalization._lineage import grouped_sources
 from pipelines.openlineage import OpenLineageEmitter, run_event
 
 from ._translator import asset_key_for_table
@@ -66,8 +65,7 @@ def lineage_table(lineage: Iterable[ColumnLineage]) -> MetadataValue:
     """The lineage as rows the open-source UI renders: column | from | transform."""
     records = []
     for item in lineage:
-        sources = grouped_sources((asset_key_for_table(t).to_user_string(), c)
-                                  for t, c in item.sources)
+        sources = item.sources_text(lambda t: asset_key_for_table(t).to_user_string())
         transform = item.transform
         if item.derived_from:
             transform += f" (derived from {', '.join(item.derived_from)})"

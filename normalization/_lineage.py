@@ -9,7 +9,7 @@ columns of its join keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ._mapping import Derived, EntityMapping, From
@@ -30,18 +30,15 @@ class ColumnLineage:
     def is_derived(self) -> bool:
         return bool(self.derived_from)
 
-    def sources_text(self) -> str:
-        """``table.column``, with several columns of one table as ``table.{a, b}``."""
-        return grouped_sources(self.sources)
-
-
-def grouped_sources(sources: Iterable[tuple[str, str]]) -> str:
-    by_table: dict[str, list[str]] = {}
-    for table, column in sources:
-        by_table.setdefault(table, []).append(column)
-    return ", ".join(f"{table}.{columns[0]}" if len(columns) == 1
-                     else f"{table}.{{{', '.join(columns)}}}"
-                     for table, columns in by_table.items())
+    def sources_text(self, label: Callable[[str], str] = str) -> str:
+        """``table.column``, with several columns of one table as ``table.{a, b}``;
+        ``label`` names a table the way the reader knows it (an asset key, say)."""
+        by_table: dict[str, list[str]] = {}
+        for table, column in self.sources:
+            by_table.setdefault(label(table), []).append(column)
+        return ", ".join(f"{table}.{columns[0]}" if len(columns) == 1
+                         else f"{table}.{{{', '.join(columns)}}}"
+                         for table, columns in by_table.items())
 
 
 def column_lineage(mapping: EntityMapping) -> list[ColumnLineage]:

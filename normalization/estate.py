@@ -2,7 +2,7 @@
 
 One :class:`EntityMapping` per entity, in an order where every lookup's reference is
 cleaned first (products before order lines). ``REFERENCES`` says which warehouse table
-each lookup reads; ``PARTIES`` declares how CRM accounts, ERP customers and logistics
+each lookup reads and ``REFERENCE_FILES`` which files are landed as reference tables; ``PARTIES`` declares how CRM accounts, ERP customers and logistics
 consignees are resolved into one party each.
 """
 
@@ -171,6 +171,8 @@ MAPPINGS: tuple[EntityMapping, ...] = (
 
 # Lookup reference name -> the warehouse table it is read from.
 REFERENCES = {"product": "clean_product", "fx_rates": "ref_fx_rates"}
+# Reference files landed as ref_<name> before the entities (in the demo estate's package).
+REFERENCE_FILES = {"fx_rates": "estate:fx_rates.csv"}
 
 PARTIES = Resolution(
     name="party",

@@ -9,8 +9,8 @@ again re-processes every quarantined row without touching a source;
 Which mappings run is configured in ``[normalization]``::
 
     [normalization]
-    mappings = "normalization.estate"   # a module with MAPPINGS, REFERENCES, PARTIES
-    reference_files = { fx_rates = "estate:fx_rates.csv" }   # landed as ref_fx_rates
+    mappings = "normalization.estate"   # MAPPINGS, REFERENCES, REFERENCE_FILES, PARTIES
+    reference_files = { fx_rates = "estate:fx_rates.csv" }   # overrides REFERENCE_FILES
 """
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ def load_spec(section: Mapping[str, Any] | None = None) -> NormalizationSpec:
     mappings = getattr(module, "MAPPINGS", None)
     if not mappings:
         raise ConfigurationError(f"[normalization] mappings: {name!r} defines no MAPPINGS")
-    files = dict(section.get("reference_files",
-                             {"fx_rates": "estate:fx_rates.csv"} if name == DEFAULT_MAPPINGS
-                             else {}))
+    files = dict(section.get("reference_files", getattr(module, "REFERENCE_FILES", {})))
     return NormalizationSpec(tuple(mappings), dict(getattr(module, "REFERENCES", {})), files,
                              getattr(module, "PARTIES", None))
 
@@ -106,12 +104,15 @@ class CleanRun:
 def land_reference_files(warehouse: Warehouse, spec: NormalizationSpec) -> dict[str, int]:
     """Load each reference CSV into ``ref_<name>``, every column as text (lookups cast
     to the entity's types, so rates and codes stay exact)."""
-    landed = {}
-    for name, location in spec.reference_files.items():
-        data = _read_csv(location)
-        warehouse.replace_tables({reference_table(name): data})
-        landed[reference_table(name)] = data.num_rows
-    return landed
+    return {reference_table(name): land_reference_file(warehouse, name, location)
+            for name, location in spec.reference_files.items()}
+
+
+def land_reference_file(warehouse: Warehouse, name: str, location: str) -> int:
+    """Replace ``ref_<name>`` with the CSV at ``location``; the rows landed."""
+    data = _read_csv(location)
+    warehouse.replace_tables({reference_table(name): data})
+    return data.num_rows
 
 
 def _read_csv(location: str) -> pa.Table:
