@@ -2,8 +2,9 @@
 
 One :class:`EntityMapping` per entity, in an order where every lookup's reference is
 cleaned first (products before order lines). ``REFERENCES`` says which warehouse table
-each lookup reads and ``REFERENCE_FILES`` which files are landed as reference tables; ``PARTIES`` declares how CRM accounts, ERP customers and logistics
-consignees are resolved into one party each.
+each lookup reads and ``REFERENCE_FILES`` which files are landed as reference tables;
+``PARTIES`` declares how CRM accounts, ERP customers and logistics consignees are resolved
+into one party each.
 """
 
 from __future__ import annotations
