@@ -48,6 +48,23 @@ CONTEXT_SCHEMA = pa.schema([
 TRIMMABLE_SECTIONS = ("orders", "open_tickets", "late_shipments")
 _TICKET_URGENCY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 _OPEN_ORDER_STATUSES = ("new", "on_hold")
+# The clean columns each document section copies, by table; pipelines.lineage declares
+# the context's column lineage from these, so the two cannot drift apart.
+DOCUMENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "clean_account": ("account_id", "name", "industry", "country", "annual_revenue"),
+    "clean_customer": ("customer_no", "name", "active", "credit_limit", "region", "opened_on"),
+    "clean_order": ("order_no", "ordered_on", "shipped_on", "status", "total"),
+    "clean_ticket": ("ticket_id", "subject", "status", "priority", "opened_at"),
+    "clean_shipment": ("shipment_id", "status", "shipped_at", "origin", "destination",
+                       "declared_value_eur"),
+}
+# Clean columns that choose or shape what goes in, without being copied as they are.
+SELECTING_FIELDS: dict[str, tuple[str, ...]] = {
+    "clean_account": ("tags",),
+    "clean_ticket": ("is_open",),
+    "clean_shipment": ("delivered_at",),
+    "clean_party_xref": ("party_id", "system", "source_key"),
+}
 _NEEDED = ("clean_party_xref", "clean_account", "clean_customer", "clean_order",
            "clean_ticket", "clean_shipment")
 
@@ -239,26 +256,23 @@ def _document(account: dict[str, Any], customers: list[dict], orders: list[dict]
     provenance += [provenance_entry("shipment", s["shipment_id"], s) for s in shipments]
     document = {
         "account": {"source_id": f"account:{account['account_id']}",
-                    **_pick(account, "account_id", "name", "industry", "country",
-                            "annual_revenue"),
+                    **_pick(account, "clean_account"),
                     "tags": json.loads(account["tags"]) if account["tags"] else []},
         "erp_customers": [{"source_id": f"customer:{c['customer_no']}",
-                           **_pick(c, "customer_no", "name", "active", "credit_limit",
-                                   "region", "opened_on")} for c in customers],
+                           **_pick(c, "clean_customer")} for c in customers],
         "orders_summary": {
             "count": len(orders),
             "total": sum((o["total"] for o in orders), decimal.Decimal(0)),
             "open": sum(1 for o in orders if o["status"] in _OPEN_ORDER_STATUSES),
             "last_ordered_on": orders[0]["ordered_on"] if orders else None},
         "orders": [{"source_id": f"order:{o['order_no']}",
-                    **_pick(o, "order_no", "ordered_on", "shipped_on", "status", "total")}
+                    **_pick(o, "clean_order")}
                    for o in orders],
         "open_tickets": [{"source_id": f"ticket:{t['ticket_id']}",
-                          **_pick(t, "ticket_id", "subject", "status", "priority", "opened_at")}
+                          **_pick(t, "clean_ticket")}
                          for t in tickets],
         "late_shipments": [{"source_id": f"shipment:{s['shipment_id']}",
-                            **_pick(s, "shipment_id", "status", "shipped_at", "origin",
-                                    "destination", "declared_value_eur")} for s in shipments],
+                            **_pick(s, "clean_shipment")} for s in shipments],
         "counts": {"orders": len(orders), "open_tickets": len(tickets),
                    "late_shipments": len(shipments)},
         "late_after_days": spec.late_after_days,
@@ -266,5 +280,5 @@ def _document(account: dict[str, Any], customers: list[dict], orders: list[dict]
     return document, provenance
 
 
-def _pick(row: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {name: row[name] for name in names}
+def _pick(row: Mapping[str, Any], table: str) -> dict[str, Any]:
+    return {name: row[name] for name in DOCUMENT_FIELDS[table]}

@@ -16,20 +16,10 @@ from typing import Any
 from connectors import ConfigurationError
 from normalization import PROVENANCE_COLUMNS, ColumnLineage, EntityMapping, column_lineage
 
-from .context import ContextSpec
+from .context import DOCUMENT_FIELDS, SELECTING_FIELDS, ContextSpec
 from .models import ModelStep
 from .warehouse import raw_table_name
 
-# What the context document is assembled from (pipelines.context builds it).
-_DOCUMENT_SOURCES = {
-    "clean_account": ("account_id", "name", "industry", "country", "annual_revenue", "tags"),
-    "clean_customer": ("customer_no", "name", "active", "credit_limit", "region", "opened_on"),
-    "clean_order": ("order_no", "ordered_on", "shipped_on", "status", "total"),
-    "clean_ticket": ("ticket_id", "subject", "status", "priority", "opened_at", "is_open"),
-    "clean_shipment": ("shipment_id", "status", "shipped_at", "delivered_at", "origin",
-                       "destination", "declared_value_eur"),
-    "clean_party_xref": ("party_id", "system", "source_key"),
-}
 _PROVENANCE_SOURCES = ("clean_account", "clean_customer", "clean_order", "clean_ticket",
                        "clean_shipment")
 _RECORDED_PER_CALL = ("provider", "model", "prompt_version", "tokens_in", "tokens_out",
@@ -39,7 +29,8 @@ _RECORDED_PER_CALL = ("provider", "model", "prompt_version", "tokens_in", "token
 def context_lineage(spec: ContextSpec) -> list[ColumnLineage]:
     """The columns of ``context_<name>`` and what each is built from."""
     table = spec.table
-    document = tuple((t, c) for t, columns in _DOCUMENT_SOURCES.items() for c in columns)
+    document = tuple((t, c) for fields in (DOCUMENT_FIELDS, SELECTING_FIELDS)
+                     for t, columns in fields.items() for c in columns)
     provenance = tuple((t, c) for t in _PROVENANCE_SOURCES for c in PROVENANCE_COLUMNS)
 
     def item(column: str, sources: Sequence[tuple[str, str]], transform: str,
