@@ -164,8 +164,9 @@ def clean_all(warehouse: Warehouse, spec: NormalizationSpec, *, run_id: str,
     landed), then resolve parties when every entity they need is clean."""
     run = CleanRun(run_id)
     run.references = land_reference_files(warehouse, spec)
+    landed = set(warehouse.tables())
     chosen = [spec.mapping(e) for e in entities] if entities else [
-        m for m in spec.mappings if m.source in warehouse.tables()]
+        m for m in spec.mappings if m.source in landed]
     for mapping in chosen:
         result = clean_entity(warehouse, mapping, spec, run_id=run_id)
         run.results.append(result)
