@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from ._base import Connector
-from ._batching import batch_records
+from ._batching import batch_records, empty_batch
 from ._errors import ConfigurationError, DataContractError
 from ._incremental import CursorTracker
 from ._paginate import Page, PageLoop, PageResult, Paginator
@@ -143,7 +143,7 @@ class PagedConnector(Connector):
             yield from self._page_batches(stream, schema, tracker, records[skip:], skip,
                                           page, following)
             page, skip = following, 0
-        yield with_checkpoint(_empty(schema), tracker.state() if tracker else {})
+        yield with_checkpoint(empty_batch(schema), tracker.state() if tracker else {})
 
     def _page_batches(self, stream: Any, schema: pa.Schema, tracker: CursorTracker | None,
                       records: Sequence[Mapping[str, Any]], skipped: int, page: Page,
@@ -163,7 +163,7 @@ class PagedConnector(Connector):
             if tracker is not None:
                 checkpoint.update(tracker.saved())
                 resume.update(tracker.resume())
-            batch = _to_batch(stream, kept, schema) if kept else _empty(schema)
+            batch = _to_batch(stream, kept, schema) if kept else empty_batch(schema)
             _check_keys(stream, batch)
             yield with_checkpoint(batch, checkpoint)
 
@@ -194,9 +194,6 @@ def _check_keys(stream: Stream, batch: pa.RecordBatch) -> None:
                 f"{key!r}; declare a primary key every record has"
             )
 
-
-def _empty(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
 
 
 def _widen(field: pa.Field) -> pa.Field:

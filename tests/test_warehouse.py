@@ -79,6 +79,17 @@ def test_merge_by_primary_key_updates_instead_of_duplicating(warehouse) -> None:
         (1, Decimal("1.25")), (2, Decimal("9.99")), (3, Decimal("9.99")), (4, Decimal("9.99"))]
 
 
+def test_merges_above_below_and_across_the_landed_keys(warehouse) -> None:
+    warehouse.merge("raw_t", batch([10, 11]), ("id",))
+    warehouse.merge("raw_t", batch([12, 13]), ("id",))  # an append above every key
+    warehouse.merge("raw_t", batch([1, 2]), ("id",))  # below every key
+    warehouse.merge("raw_t", batch([2, 5, 13, 20], [Decimal("7.00")] * 4), ("id",))
+    assert [(r["id"], r["amount"]) for r in rows(warehouse)] == [
+        (1, Decimal("1.25")), (2, Decimal("7.00")), (5, Decimal("7.00")),
+        (10, Decimal("10.25")), (11, Decimal("11.25")), (12, Decimal("12.25")),
+        (13, Decimal("7.00")), (20, Decimal("7.00"))]
+
+
 def test_repeated_keys_within_a_batch_keep_the_last(warehouse) -> None:
     warehouse.merge("raw_t", batch([7, 7, 8], [Decimal("1"), Decimal("2"), Decimal("3")]),
                     ("id",))
@@ -198,6 +209,21 @@ def test_merging_the_same_keys_twice_never_duplicates(tmp_path, keys) -> None:
             data = pa.RecordBatch.from_pydict({"k": keys, "v": [version] * len(keys)})
             warehouse.merge("raw_k", data, ("k",))
         assert warehouse.query('SELECT v FROM "raw_k"').column(0).to_pylist() == [2, 2]
+
+
+def test_duckdb_merges_on_their_own_thread_count_and_queries_keep_theirs(tmp_path) -> None:
+    with DuckDBWarehouse(tmp_path / "w.duckdb", merge_threads=1) as warehouse:
+        def threads() -> int:
+            return warehouse._con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+
+        for_queries = threads()
+        during_merge = []
+        warehouse._before_commit = lambda table: during_merge.append(threads())
+        warehouse.merge("raw_t", batch([1, 2]), ("id",))
+        with pytest.raises(RuntimeError), Crashing(warehouse):
+            warehouse.merge("raw_t", batch([3]), ("id",))
+        assert during_merge == [1]
+        assert threads() == for_queries
 
 
 def test_replace_tables_swaps_every_table_or_none(warehouse) -> None:

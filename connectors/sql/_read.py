@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 
+from .._batching import empty_batch
 from .._errors import DataContractError, RetriableSourceError
 from .._incremental import MissingCursor
 from .._state import with_checkpoint
@@ -70,7 +71,7 @@ class StreamRead:
             if phase != self.resume_phase:
                 self.after = None
             yield from self._read_phase(phase)
-        yield with_checkpoint(_empty(self.plan.schema), self.final_state())
+        yield with_checkpoint(empty_batch(self.plan.schema), self.final_state())
 
     def final_state(self) -> dict[str, Any]:
         if not self.stream.incremental:
@@ -163,9 +164,6 @@ class StreamRead:
         self.max_boundary = keys if len(keys) <= MAX_BOUNDARY_KEYS else []
         return batch
 
-
-def _empty(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
 
 
 def _is_source_failure(exc: BaseException) -> bool:
