@@ -176,7 +176,7 @@ def test_hostile_table_names_are_quoted(warehouse) -> None:
     ("url", "expectation"),
     [
         ("duckdb:///:memory:", None),
-        ("duckdb:///:memory:?memory_limit=64MB", None),
+        ("duckdb:///:memory:?memory_limit=256MB", None),
         ("duckdb:///:memory:?threads=1", "unknown DuckDB warehouse option"),
         ("sqlite:///x.db", "unsupported warehouse 'sqlite'"),
         ("not a url", "bad warehouse URL"),
@@ -186,7 +186,7 @@ def test_open_warehouse_by_url(url, expectation) -> None:
     if expectation is None:
         warehouse = open_warehouse(url)
         limit = warehouse.query("SELECT current_setting('memory_limit') AS m").column(0)[0]
-        assert limit.as_py().startswith("61.0 MiB" if "64MB" in url else "122.0 MiB")
+        assert limit.as_py().startswith("244.1 MiB" if "256MB" in url else "61.0 MiB")
         warehouse.close()
         return
     with pytest.raises(ConfigurationError, match=expectation):

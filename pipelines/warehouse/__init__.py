@@ -13,7 +13,7 @@ from ._duckdb import DuckDBWarehouse
 def open_warehouse(url: str) -> Warehouse:
     """Open a warehouse by URL: ``duckdb:///path.duckdb`` or ``postgresql://...``.
 
-    A DuckDB URL may set ``?memory_limit=1GB`` (default 128MB); a PostgreSQL URL may
+    A DuckDB URL may set ``?memory_limit=1GB`` (default 64MB); a PostgreSQL URL may
     name the schema with ``?schema=name`` (default ``public``).
     """
     if url.startswith("duckdb://"):
