@@ -233,10 +233,10 @@ class DuckDBWarehouse(Warehouse):
 
     def load_state(self, key):
         with self._lock:
-            row = self._con.execute(
+            rows = self._con.execute(
                 f"SELECT state FROM {quote(STATE_TABLE)} WHERE stream = ?", [key]  # noqa: S608
-            ).fetchone()
-        return loads_state(row[0]) if row else None
+            ).fetchall()
+        return loads_state(rows[0][0]) if rows else None
 
     def delete_state(self, key):
         with self._lock:
