@@ -195,7 +195,6 @@ def _check_keys(stream: Stream, batch: pa.RecordBatch) -> None:
             )
 
 
-
 def _widen(field: pa.Field) -> pa.Field:
     """Types inferred from one page, widened so later pages fit."""
     if pa.types.is_integer(field.type):

@@ -165,7 +165,6 @@ class StreamRead:
         return batch
 
 
-
 def _is_source_failure(exc: BaseException) -> bool:
     """Errors raised by talking to the source, as opposed to bugs or contract breaks.
 
