@@ -1,6 +1,6 @@
 """What the demo estate's servers share: the server lifecycle (a quiet threaded WSGI
 server on a background thread), a thread-safe counter, the switchboard their faults are
-armed on, and the time stamps of a day of activity."""
+armed on, serving until Ctrl-C, and the time stamps of a day of activity."""
 
 from __future__ import annotations
 
@@ -166,6 +166,14 @@ class EstateServer:
     def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]
                ) -> list[bytes]:
         raise NotImplementedError
+
+
+def serve_until_interrupted() -> None:
+    """Block the command line of a started demo server until Ctrl-C."""
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping")
 
 
 def stamps_after(rng: random.Random, latest: dt.datetime, count: int, tie_share: float

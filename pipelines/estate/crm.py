@@ -64,7 +64,14 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc.jwk import RSAKey
 
 from ._parties import crm_spelling
-from ._shared import Counter, EstateServer, FaultSwitchboard, QuietHandler, stamps_after
+from ._shared import (
+    Counter,
+    EstateServer,
+    FaultSwitchboard,
+    QuietHandler,
+    serve_until_interrupted,
+    stamps_after,
+)
 
 __all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESOURCES", "SCOPE", "CRMServer", "Faults",
            "main"]
@@ -874,10 +881,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"client_secret_basic/post: {server.client_id} / {server.client_secret}")
         print(f"private_key_jwt: {server.jwt_client_id}, RS256 key:")
         print(server.jwt_private_key_pem.decode(), flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping")
+        serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -22,14 +22,13 @@ import collections
 import itertools
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
-from ._shared import Counter, EstateServer, FaultSwitchboard
+from ._shared import Counter, EstateServer, FaultSwitchboard, serve_until_interrupted
 
 __all__ = ["DEFAULT_MODEL", "Faults", "LLMServer", "assess", "main"]
 
@@ -254,10 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    port=args.port) as server:
         print(f"LLM API: {server.url}", flush=True)
         print(f"model: {server.model}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping")
+        serve_until_interrupted()
 
 
 if __name__ == "__main__":

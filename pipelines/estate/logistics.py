@@ -52,7 +52,7 @@ from typing import Any, Literal
 from lxml import etree
 
 from ._parties import carrier_spelling
-from ._shared import Counter, EstateServer, FaultSwitchboard, stamps_after
+from ._shared import Counter, EstateServer, FaultSwitchboard, serve_until_interrupted, stamps_after
 
 __all__ = ["MAX_PAGE_SIZE", "NAMESPACE", "Faults", "LogisticsServer", "main"]
 
@@ -708,10 +708,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The one place the password is shown: a local demo server's console.
         print(f"WSDL:          {server.wsdl_url}")
         print(f"UsernameToken: {server.username} / {server.password}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping")
+        serve_until_interrupted()
 
 
 if __name__ == "__main__":
