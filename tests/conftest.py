@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -129,3 +134,33 @@ def demo_config(root, *, extra: str = "", replace: dict[str, str] | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + extra, "utf-8")
     return path
+
+
+@dataclass
+class Interrupted:
+    """What a command line printed before and after its Ctrl-C."""
+
+    banner: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def serve_then_interrupt(module: str, *args: str, banner_lines: int,
+                         probe: Callable[[list[str]], None], timeout: float = 5) -> Interrupted:
+    """Run ``python -m module args``; once it has printed ``banner_lines`` lines, hand them
+    to ``probe`` (which talks to the server they announce), then press Ctrl-C and wait."""
+    with subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:
+        try:
+            out = process.stdout
+            banner = [out.readline() for _ in range(banner_lines)] if out else []
+            probe(banner)
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    return Interrupted(banner, process.returncode, stdout, stderr)

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import logging
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +19,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from pipelines.estate.crm import CRMServer
+from tests.conftest import serve_then_interrupt
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5
 MONEY = re.compile(r"^\d+\.\d{2}$")
 
@@ -503,21 +498,14 @@ def test_url_exists_once_started_and_stop_is_idempotent() -> None:
 
 
 def test_main_serves_until_interrupted() -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "pipelines.estate.crm", "--port", "0"], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as process:
-        try:
-            banner = [process.stdout.readline() for _ in range(3)] if process.stdout else []
-            url = re.search(r"http://127\.0\.0\.1:\d+", banner[0])
-            assert url, banner
-            assert requests.get(url.group() + "/health", timeout=TIMEOUT).text == "ok"
-            process.send_signal(signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=TIMEOUT)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+    def probe(banner: list[str]) -> None:
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner[0])
+        assert url, banner
+        assert requests.get(url.group() + "/health", timeout=TIMEOUT).text == "ok"
 
-    assert process.returncode == 0, stderr
-    assert banner[2].startswith("client_secret_basic/post: headwater / ")
-    assert "stopping" in stdout
+    run = serve_then_interrupt("pipelines.estate.crm", "--port", "0", banner_lines=3,
+                               probe=probe)
+
+    assert run.returncode == 0, run.stderr
+    assert run.banner[2].startswith("client_secret_basic/post: headwater / ")
+    assert "stopping" in run.stdout

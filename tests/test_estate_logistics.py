@@ -13,9 +13,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +29,7 @@ from lxml import etree
 from zeep.wsse.utils import WSU
 
 from pipelines.estate.logistics import MAX_PAGE_SIZE, NAMESPACE, LogisticsServer
+from tests.conftest import serve_then_interrupt
 
 ROOT = Path(__file__).resolve().parent.parent
 WSDL_FILE = ROOT / "pipelines" / "estate" / "logistics.wsdl"
@@ -618,21 +616,14 @@ def test_urls_exist_once_started_and_stop_is_idempotent() -> None:
 
 
 def test_main_serves_until_interrupted() -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "pipelines.estate.logistics", "--port", "0", "--shipments", "5"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as process:
-        try:
-            banner = [process.stdout.readline() for _ in range(2)] if process.stdout else []
-            wsdl_url = re.search(r"http://127\.0\.0\.1:\d+/logistics\?wsdl", banner[0])
-            assert wsdl_url, banner
-            assert requests.get(wsdl_url.group(), timeout=TIMEOUT).status_code == 200
-            process.send_signal(signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=TIMEOUT)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+    def probe(banner: list[str]) -> None:
+        wsdl_url = re.search(r"http://127\.0\.0\.1:\d+/logistics\?wsdl", banner[0])
+        assert wsdl_url, banner
+        assert requests.get(wsdl_url.group(), timeout=TIMEOUT).status_code == 200
 
-    assert process.returncode == 0, stderr
-    assert banner[1].startswith("UsernameToken: headwater / ")
-    assert "stopping" in stdout
+    run = serve_then_interrupt("pipelines.estate.logistics", "--port", "0", "--shipments", "5",
+                               banner_lines=2, probe=probe)
+
+    assert run.returncode == 0, run.stderr
+    assert run.banner[1].startswith("UsernameToken: headwater / ")
+    assert "stopping" in run.stdout

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 
 import pytest
+import requests
 
 from connectors import AuthenticationError, ConfigurationError, Retrier, RetryPolicy
 from pipelines._canonical import canonical_json, content_hash
@@ -31,6 +33,7 @@ from pipelines.models.estate import (
     account_health_step,
 )
 from pipelines.warehouse import DuckDBWarehouse, open_warehouse
+from tests.conftest import serve_then_interrupt
 
 API_KEY = "sk-test-0123456789abcdef"
 MODEL = "headwater-demo"
@@ -393,3 +396,19 @@ def test_rules_whose_answer_is_rejected_fail_the_context_without_a_repair(wareho
     errors = warehouse.read_table("model_errors_account_health").to_pylist()
     assert len(errors) == CONTEXTS and run.metadata()["repairs"] == 0
     assert all(e["attempts"] == 1 and "['order:404']" in e["reason"] for e in errors)
+
+
+def test_the_demo_model_endpoint_serves_from_the_command_line_until_interrupted() -> None:
+    def probe(banner: list[str]) -> None:
+        url = re.search(r"http://127\.0\.0\.1:\d+/v1", banner[0])
+        assert url, banner
+        models = requests.get(url.group() + "/models", timeout=5,
+                              headers={"Authorization": "Bearer sk-test"}).json()
+        assert [m["id"] for m in models["data"]] == ["answers-as"]
+
+    run = serve_then_interrupt("pipelines.estate.llm", "--port", "0", "--model", "answers-as",
+                               "--api-key", "sk-test", banner_lines=2, probe=probe)
+
+    assert run.returncode == 0, run.stderr
+    assert run.banner[1] == "model: answers-as\n"
+    assert "stopping" in run.stdout
