@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,7 +116,6 @@ class SOAPConnector(PagedConnector):
         self.endpoint = endpoint
         self.where = redact(endpoint or self.wsdl)
         self._client: zeep.Client | None = None
-        self._service: Any = None
 
     @property
     def client(self) -> zeep.Client:
@@ -136,17 +136,12 @@ class SOAPConnector(PagedConnector):
             self._client = self.http.retrier.call(load, f"loading the WSDL {self.where}")
         return self._client
 
-    @property
+    @functools.cached_property
     def service(self) -> Any:
         """The operations, at ``endpoint`` if given (a local WSDL names another address)."""
-        if self._service is None:
-            client = self.client
-            if self.endpoint:
-                binding = next(iter(client.wsdl.bindings))
-                self._service = client.create_service(binding, self.endpoint)
-            else:
-                self._service = client.service
-        return self._service
+        if not self.endpoint:
+            return self.client.service
+        return self.client.create_service(next(iter(self.client.wsdl.bindings)), self.endpoint)
 
     def first_page(self, stream: SOAPStream, tracker: CursorTracker | None) -> Page:
         arguments = dict(stream.arguments)

@@ -42,23 +42,17 @@ def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
         return ConfigurationError(detail)
     for kind, what_it_is in _SECURITY.items():
         if isinstance(exc, kind):
-            return DataContractError(
-                f"{what}: refused a response carrying {what_it_is}; XML from sources is "
-                "read without DTDs, entities or outside references"
-            )
+            return _refused(what, what_it_is)
     if isinstance(exc, requests.Timeout):
         return RetriableSourceError(f"{what}: no answer within the operation timeout")
     if isinstance(exc, requests.RequestException):
         return RetriableSourceError(f"{what}: {type(exc).__name__}")
     if isinstance(exc, zx.TransportError):
         status = getattr(exc, "status_code", 0) or 0
-        content = getattr(exc, "content", b"") or b""
-        if status == 200 and (b"<!DOCTYPE" in content or b"<!ENTITY" in content):
-            return DataContractError(
-                f"{what}: refused a response carrying a DTD or entities; XML from sources "
-                "is read without DTDs, entities or outside references"
-            )
         if status == 200:
+            content = getattr(exc, "content", b"") or b""
+            if b"<!DOCTYPE" in content or b"<!ENTITY" in content:
+                return _refused(what, "a DTD or entities")
             return RetriableSourceError(f"{what}: the response is not well-formed XML")
         if status in (401, 403):
             return AuthenticationError(f"{what}: HTTP {status}; check the credentials")
@@ -70,3 +64,10 @@ def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
     if isinstance(exc, zx.ValidationError | zx.LookupError | TypeError):
         return ConfigurationError(f"{what}: {exc}")
     return ConfigurationError(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+def _refused(what: str, what_it_is: str) -> DataContractError:
+    return DataContractError(
+        f"{what}: refused a response carrying {what_it_is}; XML from sources is read "
+        "without DTDs, entities or outside references"
+    )
