@@ -135,8 +135,8 @@ class PostgresWarehouse(Warehouse):
                 raise
         return batch.num_rows
 
-    def _upsert(self, cur: Any, table: str, batch: pa.RecordBatch, primary_key: tuple[str, ...],
-                provenance: Provenance | None) -> None:
+    def _upsert(self, cur: Any, table: str, batch: pa.RecordBatch | pa.Table,
+                primary_key: tuple[str, ...], provenance: Provenance | None) -> None:
         cur.adbc_ingest(_STAGE, batch, mode="replace", temporary=True)
         target = self._name(table)
         if primary_key:
@@ -165,19 +165,12 @@ class PostgresWarehouse(Warehouse):
                     cur.execute(f"CREATE TABLE {target} ({', '.join(columns)})")
                     self._columns.pop(table, None)
                     if data.num_rows:
-                        self._copy_into(cur, target, data)
+                        self._upsert(cur, table, data, (), None)
                     self._before_commit(table)
                 self._con.commit()
             except BaseException:
                 self._con.rollback()
                 raise
-
-    def _copy_into(self, cur: Any, target: str, data: pa.Table) -> None:
-        cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
-        names = [quote(f.name) for f in data.schema]
-        values = [f"s.{n}::{pg_type(f.type)}" for n, f in zip(names, data.schema, strict=True)]
-        cur.execute(f"INSERT INTO {target} ({', '.join(names)}) "  # noqa: S608
-                    f"SELECT {', '.join(values)} FROM {quote(_STAGE)} AS s")
 
     def _write_state(self, cur: Any, key: str, state: dict[str, Any], run_id: str | None) -> None:
         cur.execute(
