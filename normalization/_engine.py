@@ -253,8 +253,7 @@ def _clean(mapping: EntityMapping, frame: pl.DataFrame
         for name, step in current.items():
             if not step.cleaner.nulls_on_purpose:
                 lost = pl.col(name).is_not_null() & pl.col(_NEXT + name).is_null()
-                failed[name] = pl.when(lost).then(pl.lit(step.describe())).otherwise(failed[name]) \
-                    if stage else pl.when(lost).then(pl.lit(step.describe()))
+                failed[name] = pl.when(lost).then(pl.lit(step.describe())).otherwise(failed[name])
             updates.append(pl.col(_NEXT + name).alias(name))
         # Flags are evaluated before the values move on: they compare this stage's input
         # with its output.

@@ -10,7 +10,7 @@ columns of its join keys.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._mapping import Derived, EntityMapping, From
 
@@ -68,11 +68,8 @@ def column_lineage(mapping: EntityMapping) -> list[ColumnLineage]:
             sources = [source for i in spec.inputs for source in sources_of(i)]
             found[name] = ColumnLineage(mapping.entity, name, _unique(sources), spec.transform,
                                         derived_from=spec.inputs)
-    return [
-        ColumnLineage(**{**found[name].__dict__,
-                         "description": schema.columns[name].description or ""})
-        for name in schema.columns
-    ]
+    return [replace(found[name], description=schema.columns[name].description or "")
+            for name in schema.columns]
 
 
 def _unique(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

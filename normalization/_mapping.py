@@ -199,7 +199,7 @@ class EntityMapping:
             problems.append(f"schema columns with no mapping: {missing}")
         if extra:
             problems.append(f"mapped columns the schema {self.schema.__name__} lacks: {extra}")
-        known = set(self.columns) | set(self.lookup_columns())
+        known = set(produced)
         for name, spec in self.columns.items():
             if isinstance(spec, Derived):
                 unknown = [i for i in spec.inputs if i not in known]

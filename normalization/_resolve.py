@@ -22,6 +22,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -120,7 +121,7 @@ class _Parties:
 
 def resolve(resolution: Resolution, tables: Mapping[str, Frame]) -> ResolvedParties:
     """Link the records of ``tables`` (clean entity name -> frame) into parties."""
-    members: dict[str, dict[str, str | None]] = {}
+    members: dict[str, dict[str, Any]] = {}
     parties = _Parties()
     keys_by_system: dict[str, set[str]] = {}
     for source in resolution.sources:
@@ -135,14 +136,13 @@ def resolve(resolution: Resolution, tables: Mapping[str, Frame]) -> ResolvedPart
         for row in rows.iter_rows(named=True):
             member = f"{source.system}:{row[source.key]}"
             members[member] = {"system": source.system, "entity": source.entity,
-                               "key": row[source.key], "name": row[source.name], **{
-                                   f"link:{t}": row[c] for t, c in source.links.items()}}
+                               "key": row[source.key], "name": row[source.name],
+                               "links": {t: row[c] for t, c in source.links.items()}}
             parties.add(member, source.system)
 
     linked_by_key = dangling = 0
     for member, row in members.items():
-        for target in (k.removeprefix("link:") for k in row if k.startswith("link:")):
-            value = row[f"link:{target}"]
+        for target, value in row["links"].items():
             if value is None:
                 continue
             if value in keys_by_system[target]:
@@ -170,7 +170,7 @@ def resolve(resolution: Resolution, tables: Mapping[str, Frame]) -> ResolvedPart
                            linked_by_key, linked_by_name, ambiguous, dangling)
 
 
-def _crosswalk(resolution: Resolution, members: dict[str, dict[str, str | None]],
+def _crosswalk(resolution: Resolution, members: dict[str, dict[str, Any]],
                parties: _Parties) -> pa.Table:
     order = {s.system: i for i, s in enumerate(resolution.sources)}
     clusters: dict[str, list[str]] = defaultdict(list)
