@@ -36,7 +36,7 @@ from normalization import (
     source_key,
 )
 
-from .warehouse import Warehouse
+from .warehouse import Warehouse, quote
 
 DEFAULT_MAPPINGS = "normalization.estate"
 
@@ -185,14 +185,14 @@ def resolve_parties(warehouse: Warehouse, resolution: Resolution) -> ResolvedPar
     if not set(needed.values()) <= present:
         return None
     resolved = resolve(resolution, {e: warehouse.read_table(t) for e, t in needed.items()})
-    warehouse.replace_tables({f"clean_{resolution.name}_xref": resolved.crosswalk})
+    warehouse.replace_tables({clean_table(f"{resolution.name}_xref"): resolved.crosswalk})
     return resolved
 
 
 def quarantined_share(warehouse: Warehouse, mapping: EntityMapping) -> tuple[int, int]:
     """(raw rows now in quarantine, raw rows) of an entity, from its stored tables."""
     quarantined = warehouse.query(
-        f'SELECT count(DISTINCT source_key) FROM "{quarantine_table(mapping.entity)}"'  # noqa: S608
+        f"SELECT count(DISTINCT source_key) FROM {quote(quarantine_table(mapping.entity))}"  # noqa: S608
     ).column(0)[0].as_py()
     return quarantined, warehouse.row_count(mapping.source)
 

@@ -65,8 +65,7 @@ SELECTING_FIELDS: dict[str, tuple[str, ...]] = {
     "clean_shipment": ("delivered_at",),
     "clean_party_xref": ("party_id", "system", "source_key"),
 }
-_NEEDED = ("clean_party_xref", "clean_account", "clean_customer", "clean_order",
-           "clean_ticket", "clean_shipment")
+_NEEDED = ("clean_party_xref", *DOCUMENT_FIELDS)
 
 
 def context_table(name: str) -> str:
@@ -123,11 +122,11 @@ class ContextRun:
         return sum(1 for t in self.table.column("tokens").to_pylist() if t > self.spec.budget)
 
     def metadata(self) -> dict[str, Any]:
-        tokens = sorted(self.table.column("tokens").to_pylist())
+        tokens = self.table.column("tokens").to_pylist()
         provenance = sum(len(json.loads(p)) for p in self.table.column("provenance").to_pylist())
         return {"contexts": self.contexts, "trimmed": self.trimmed,
                 "over_budget": self.over_budget, "budget_tokens": self.spec.budget,
-                "tokens_total": sum(tokens), "tokens_max": tokens[-1] if tokens else 0,
+                "tokens_total": sum(tokens), "tokens_max": max(tokens, default=0),
                 "provenance_entries": provenance,
                 "as_of": self.as_of.isoformat() if self.as_of else None,
                 "seconds": round(self.seconds, 3)}
@@ -176,7 +175,8 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str) -> Cont
     """Build one account context per CRM account from the clean tables and replace
     ``context_<name>`` whole. Run after normalization (``headwater normalize``)."""
     started = time.perf_counter()
-    missing = [t for t in _NEEDED if t not in warehouse.tables()]
+    present = set(warehouse.tables())
+    missing = [t for t in _NEEDED if t not in present]
     if missing:
         raise ConfigurationError(f"context {spec.name!r} reads {missing}, which the warehouse "
                                  "lacks: land and normalize the estate first (headwater demo)")
@@ -255,24 +255,17 @@ def _document(account: dict[str, Any], customers: list[dict], orders: list[dict]
     provenance += [provenance_entry("ticket", t["ticket_id"], t) for t in tickets]
     provenance += [provenance_entry("shipment", s["shipment_id"], s) for s in shipments]
     document = {
-        "account": {"source_id": f"account:{account['account_id']}",
-                    **_pick(account, "clean_account"),
+        "account": {**_item("account", "account_id", account),
                     "tags": json.loads(account["tags"]) if account["tags"] else []},
-        "erp_customers": [{"source_id": f"customer:{c['customer_no']}",
-                           **_pick(c, "clean_customer")} for c in customers],
+        "erp_customers": [_item("customer", "customer_no", c) for c in customers],
         "orders_summary": {
             "count": len(orders),
             "total": sum((o["total"] for o in orders), decimal.Decimal(0)),
             "open": sum(1 for o in orders if o["status"] in _OPEN_ORDER_STATUSES),
             "last_ordered_on": orders[0]["ordered_on"] if orders else None},
-        "orders": [{"source_id": f"order:{o['order_no']}",
-                    **_pick(o, "clean_order")}
-                   for o in orders],
-        "open_tickets": [{"source_id": f"ticket:{t['ticket_id']}",
-                          **_pick(t, "clean_ticket")}
-                         for t in tickets],
-        "late_shipments": [{"source_id": f"shipment:{s['shipment_id']}",
-                            **_pick(s, "clean_shipment")} for s in shipments],
+        "orders": [_item("order", "order_no", o) for o in orders],
+        "open_tickets": [_item("ticket", "ticket_id", t) for t in tickets],
+        "late_shipments": [_item("shipment", "shipment_id", s) for s in shipments],
         "counts": {"orders": len(orders), "open_tickets": len(tickets),
                    "late_shipments": len(shipments)},
         "late_after_days": spec.late_after_days,
@@ -280,5 +273,7 @@ def _document(account: dict[str, Any], customers: list[dict], orders: list[dict]
     return document, provenance
 
 
-def _pick(row: Mapping[str, Any], table: str) -> dict[str, Any]:
-    return {name: row[name] for name in DOCUMENT_FIELDS[table]}
+def _item(entity: str, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A document item: the row's ``source_id`` and the fields its table contributes."""
+    return {"source_id": f"{entity}:{row[key]}",
+            **{name: row[name] for name in DOCUMENT_FIELDS[f"clean_{entity}"]}}

@@ -18,12 +18,12 @@ from normalization import PROVENANCE_COLUMNS, ColumnLineage, EntityMapping, colu
 
 from .context import DOCUMENT_FIELDS, SELECTING_FIELDS, ContextSpec
 from .models import ModelStep
+from .models._step import LINEAGE_FIELDS
 from .warehouse import raw_table_name
 
-_PROVENANCE_SOURCES = ("clean_account", "clean_customer", "clean_order", "clean_ticket",
-                       "clean_shipment")
-_RECORDED_PER_CALL = ("provider", "model", "prompt_version", "tokens_in", "tokens_out",
-                      "cost", "latency_ms", "attempts", "cached", "fallback_reason", "run_id")
+# model_<step> columns other than the answer's that lineage traces to the context.
+_FROM_CONTEXT = ("output", "cited", "content_hash")
+_RECORDED_PER_CALL = tuple(name for name, _ in LINEAGE_FIELDS if name not in _FROM_CONTEXT)
 
 
 def context_lineage(spec: ContextSpec) -> list[ColumnLineage]:
@@ -31,7 +31,8 @@ def context_lineage(spec: ContextSpec) -> list[ColumnLineage]:
     table = spec.table
     document = tuple((t, c) for fields in (DOCUMENT_FIELDS, SELECTING_FIELDS)
                      for t, columns in fields.items() for c in columns)
-    provenance = tuple((t, c) for t in _PROVENANCE_SOURCES for c in PROVENANCE_COLUMNS)
+    # Every table a document copies fields from has its records in the provenance.
+    provenance = tuple((t, c) for t in DOCUMENT_FIELDS for c in PROVENANCE_COLUMNS)
 
     def item(column: str, sources: Sequence[tuple[str, str]], transform: str,
              derived_from: tuple[str, ...] = ()) -> ColumnLineage:
