@@ -47,7 +47,6 @@ from connectors import (
 from normalization import (
     EntityMapping,
     NormalizationError,
-    QuarantineThresholdExceeded,
     column_lineage,
 )
 from pipelines.cleaning import (
@@ -60,7 +59,7 @@ from pipelines.cleaning import (
     resolve_parties,
 )
 from pipelines.runner import run_stream
-from pipelines.warehouse import raw_table_name
+from pipelines.warehouse import quote, raw_table_name
 
 from ._metadata import (
     LINEAGE_TABLE,
@@ -149,8 +148,8 @@ def raw_asset(name: str, spec: Mapping[str, Any], stream: Mapping[str, Any],
                                 window=window)
             landed = table in store.tables()  # not yet, when no window had rows so far
             rows = store.row_count(table) if landed else 0
-            schema = store.query(f'SELECT * FROM "{table}" LIMIT 0').schema if landed \
-                else None  # noqa: S608
+            empty = f"SELECT * FROM {quote(table)} LIMIT 0"  # noqa: S608
+            schema = store.query(empty).schema if landed else None
         return MaterializeResult(metadata={
             "dagster/row_count": rows,
             **({"dagster/column_schema": arrow_column_schema(schema)} if schema else {}),
@@ -246,14 +245,14 @@ def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
     def _clean(context: AssetExecutionContext, headwater: HeadwaterResource) -> Iterator[Any]:
         with failing_fast(), headwater.warehouse() as store:
             result = clean_entity(store, mapping, spec, run_id=context.run.run_id)
-            clean_rows = store.row_count(clean_table(entity))
+            stored = store.read_table(clean_table(entity))
             quarantined = store.row_count(quarantine_table(entity))
-            broken = stored_rule_failures(mapping, store.read_table(clean_table(entity)))
+            broken = stored_rule_failures(mapping, stored)
             emit_openlineage(context.run.run_id, store.url, clean_table(entity),
                              pandera_fields(mapping), lineage)
         yield MaterializeResult(asset_key=clean_key, metadata={
             **shown,
-            "dagster/row_count": clean_rows,
+            "dagster/row_count": stored.num_rows,
             "rows read": result.raw_rows,
             "rows clean": result.clean_rows,
             "rows quarantined": result.quarantined_rows,
@@ -276,11 +275,9 @@ def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
             passed=not result.over_threshold,
             metadata={"share": MetadataValue.float(round(result.quarantine_share, 6)),
                       "threshold": MetadataValue.float(mapping.max_quarantine_share)})
-        if result.over_threshold:
-            try:
-                result.raise_for_threshold()
-            except QuarantineThresholdExceeded as exc:
-                raise Failure(description=str(exc), allow_retries=False) from exc
+        too_many = result.threshold_error()
+        if too_many is not None:
+            raise Failure(description=str(too_many), allow_retries=False) from too_many
 
     return _clean
 

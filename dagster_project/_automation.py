@@ -44,10 +44,10 @@ def schedules(connectors: Mapping[str, Mapping[str, Any]]) -> list[ScheduleDefin
     (``timezone``, default UTC) and the schedule is on from the start."""
     found = []
     for name, spec in connectors.items():
-        if not spec.get("schedule") or not _unpartitioned(name, spec):
+        keys = _unpartitioned(name, spec)
+        if not spec.get("schedule") or not keys:
             continue
-        job = define_asset_job(f"{name}_sync",
-                               selection=AssetSelection.assets(*_unpartitioned(name, spec)),
+        job = define_asset_job(f"{name}_sync", selection=AssetSelection.assets(*keys),
                                description=f"land every stream of {name}")
         found.append(ScheduleDefinition(
             name=f"{name}_schedule", cron_schedule=str(spec["schedule"]), job=job,

@@ -29,9 +29,6 @@ from ._metadata import (
 from ._resources import HeadwaterResource
 from ._translator import asset_key_for_table, code_version
 
-_CONTEXT_INPUTS = ("clean_party_xref", "clean_account", "clean_customer", "clean_order",
-                   "clean_ticket", "clean_shipment")
-
 
 def _lineage_metadata(lineage: list[Any]) -> dict[str, Any]:
     return {"dagster/column_lineage": column_lineage_value(lineage),
@@ -39,11 +36,14 @@ def _lineage_metadata(lineage: list[Any]) -> dict[str, Any]:
 
 
 def context_asset(spec: ContextSpec, warehouse: str) -> AssetsDefinition:
-    """``context_<name>``: one document per account, with provenance, after its inputs."""
-    shown = _lineage_metadata(context_lineage(spec))
+    """``context_<name>``: one document per account, with provenance, after the tables
+    its column lineage names."""
+    lineage = context_lineage(spec)
+    shown = _lineage_metadata(lineage)
+    inputs = dict.fromkeys(table for item in lineage for table, _ in item.sources)
 
     @asset(key=asset_key_for_table(spec.table),
-           deps=[asset_key_for_table(t) for t in _CONTEXT_INPUTS], group_name="context",
+           deps=[asset_key_for_table(t) for t in inputs], group_name="context",
            kinds={"polars", warehouse}, code_version=code_version(repr(spec)),
            automation_condition=EAGER, metadata=shown,
            description=f"context documents ({spec.budget} tokens at most) with provenance")
@@ -52,7 +52,7 @@ def context_asset(spec: ContextSpec, warehouse: str) -> AssetsDefinition:
         with failing_fast(), headwater.warehouse() as store:
             built = build_contexts(store, spec, context.run.run_id)
             emit_openlineage(context.run.run_id, store.url, spec.table,
-                             arrow_fields(CONTEXT_SCHEMA), context_lineage(spec))
+                             arrow_fields(CONTEXT_SCHEMA), lineage)
         figures = built.metadata()
         return MaterializeResult(metadata={
             **shown, "dagster/row_count": figures["contexts"],
@@ -67,7 +67,8 @@ def model_assets(step: ModelStep, warehouse: str) -> AssetsDefinition:
     output_key = asset_key_for_table(step.output_table)
     errors_key = asset_key_for_table(step.errors_table)
     context_key = asset_key_for_table(step.context)
-    shown = _lineage_metadata(model_lineage(step))
+    lineage = model_lineage(step)
+    shown = _lineage_metadata(lineage)
     kinds = {"openai" if any(p.paid for p in step.providers) else "python", warehouse}
     version = code_version(step.name, step.prompt.version, step.fingerprint,
                            [p.label for p in step.providers])
@@ -88,7 +89,7 @@ def model_assets(step: ModelStep, warehouse: str) -> AssetsDefinition:
             with failing_fast(), headwater.warehouse() as store:
                 ran = run_model_step(store, step, context.run.run_id)
                 emit_openlineage(context.run.run_id, store.url, step.output_table,
-                                 arrow_fields(output_schema(step)), model_lineage(step))
+                                 arrow_fields(output_schema(step)), lineage)
         except ModelStepFailed as exc:
             context.log.error(str(exc))
             yield from _results(exc.run, output_key, errors_key, shown)

@@ -18,7 +18,6 @@ from normalization import EntityMapping
 from pipelines.warehouse import raw_table_name
 
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_]+")
-SOURCE_KINDS = {"sql": "sql", "odbc": "odbc", "rest": "rest", "soap": "soap"}
 _URL_KINDS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql",
               "mariadb": "mariadb", "mssql": "sqlserver", "oracle": "oracle", "db2": "db2"}
 
@@ -58,7 +57,7 @@ def source_kind(spec: Mapping[str, Any]) -> str:
     if kind == "sql" and "url" in spec:
         backend = str(spec["url"]).split(":", 1)[0].split("+", 1)[0]
         return _URL_KINDS.get(backend, backend)
-    return SOURCE_KINDS.get(kind, kind)
+    return kind
 
 
 def warehouse_kind(url: str) -> str:

@@ -284,6 +284,7 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
     ``kind = "sql"`` builds an :class:`SQLConnector` from ``url``; ``kind = "odbc"`` an
     :class:`ODBCConnector` from ``connection_string``; ``kind = "rest"`` a
     :class:`RESTConnector` from ``base_url``, ``auth`` and streams with paginators;
+    ``kind = "soap"`` a :class:`SOAPConnector` from ``wsdl`` and streams of operations;
     ``class = "package.module:Name"``
     builds a user's subclass, passing the remaining keys as keyword arguments.
     """
