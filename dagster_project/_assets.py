@@ -58,6 +58,7 @@ from pipelines.cleaning import (
     reference_table,
     resolve_parties,
 )
+from pipelines.config import stream_name
 from pipelines.runner import run_stream
 from pipelines.warehouse import quote, raw_table_name
 
@@ -128,23 +129,23 @@ def partitions_for(stream: Mapping[str, Any]) -> DailyPartitionsDefinition | Non
 def raw_asset(name: str, spec: Mapping[str, Any], stream: Mapping[str, Any],
               warehouse: str) -> AssetsDefinition:
     """One stream landed in ``raw_<connector>__<stream>``, partitioned by day if declared."""
-    stream_name = stream.get("name") or stream["table"]
-    table = raw_table_name(name, stream_name)
+    declared = stream_name(stream)
+    table = raw_table_name(name, declared)
     partitions = partitions_for(stream)
     naive = spec.get("kind", "sql") in ("sql", "odbc")
 
     @asset(
-        key=raw_key(name, stream_name), deps=[source_key(name, spec, stream)], group_name=name,
+        key=raw_key(name, declared), deps=[source_key(name, spec, stream)], group_name=name,
         kinds={source_kind(spec), warehouse}, owners=owners(spec), tags=tags(spec),
         code_version=code_version(public_spec(spec), stream), retry_policy=RETRY_POLICY,
-        partitions_def=partitions, description=f"{name}.{stream_name} landed in {table}",
+        partitions_def=partitions, description=f"{name}.{declared} landed in {table}",
         metadata={"table": table}, freshness_policy=None if partitions else freshness(spec),
     )
     def _raw(context: AssetExecutionContext, headwater: HeadwaterResource) -> MaterializeResult:
         window = _window(context, naive) if partitions else None
         with failing_fast(), headwater.connector(name) as connector, \
                 headwater.warehouse() as store:
-            result = run_stream(connector, stream_name, store, run_id=context.run.run_id,
+            result = run_stream(connector, declared, store, run_id=context.run.run_id,
                                 window=window)
             landed = table in store.tables()  # not yet, when no window had rows so far
             rows = store.row_count(table) if landed else 0

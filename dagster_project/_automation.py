@@ -28,14 +28,14 @@ from dagster import (
 )
 
 from connectors import HeadwaterError
-from pipelines.config import build_connector, load_config
+from pipelines.config import build_connector, load_config, stream_name
 from pipelines.demo import build_estate
 
 from ._translator import raw_key
 
 
 def _unpartitioned(name: str, spec: Mapping[str, Any]) -> list[AssetKey]:
-    return [raw_key(name, s.get("name") or s["table"]) for s in spec.get("streams", [])
+    return [raw_key(name, stream_name(s)) for s in spec.get("streams", [])
             if not s.get("partition")]
 
 
@@ -68,7 +68,7 @@ def new_data_sensors(connectors: Mapping[str, Mapping[str, Any]],
 
 def _new_data_sensor(name: str, spec: Mapping[str, Any], config_path: str | None
                      ) -> SensorDefinition:
-    streams = [s.get("name") or s["table"] for s in spec.get("streams", [])
+    streams = [stream_name(s) for s in spec.get("streams", [])
                if s.get("cursor") and not s.get("partition")]
 
     @sensor(name=f"{name}_new_data", minimum_interval_seconds=60,

@@ -139,6 +139,11 @@ def _incremental(spec: dict[str, Any]) -> Incremental | None:
     )
 
 
+def stream_name(spec: dict[str, Any]) -> str:
+    """The name of a configured stream: its ``name``, or one made from its ``table``."""
+    return spec.get("name") or stream_name_for(spec["table"])
+
+
 def _sql_stream(connector: str, spec: dict[str, Any]) -> SQLTable | SQLQuery:
     common = {
         "primary_key": tuple(spec.get("primary_key", ())),
@@ -150,7 +155,7 @@ def _sql_stream(connector: str, spec: dict[str, Any]) -> SQLTable | SQLQuery:
     if "table" not in spec:
         _missing(connector, "table", "each stream (or query = \"SELECT ...\")")
     return SQLTable(
-        name=spec.get("name") or stream_name_for(spec["table"]),
+        name=stream_name(spec),
         table=spec["table"],
         db_schema=spec.get("schema"),
         **common,

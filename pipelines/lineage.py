@@ -16,9 +16,9 @@ from typing import Any
 from connectors import ConfigurationError
 from normalization import PROVENANCE_COLUMNS, ColumnLineage, EntityMapping, column_lineage
 
+from .config import stream_name
 from .context import DOCUMENT_FIELDS, SELECTING_FIELDS, ContextSpec
-from .models import ModelStep
-from .models._step import LINEAGE_FIELDS
+from .models import LINEAGE_FIELDS, ModelStep
 from .warehouse import raw_table_name
 
 # model_<step> columns other than the answer's that lineage traces to the context.
@@ -59,8 +59,7 @@ def context_lineage(spec: ContextSpec) -> list[ColumnLineage]:
 
 def model_lineage(step: ModelStep) -> list[ColumnLineage]:
     """The columns of ``model_<name>``: answers from the context, facts of each call."""
-    table = step.output_table
-    context = step.context if step.context.startswith("context_") else f"context_{step.context}"
+    table, context = step.output_table, step.context
     chain = " → ".join(p.label for p in step.providers)
     answered = f"answer of {chain} to prompt {step.prompt.version}, validated against " \
                f"{step.output.__name__}"
@@ -166,7 +165,7 @@ def landings_of(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
                     else f"GET {stream['path']}" if "path" in stream
                     else f"operation {stream['operation']}" if "operation" in stream
                     else "query")
-            found[raw_table_name(name, stream.get("name") or stream["table"])] = \
+            found[raw_table_name(name, stream_name(stream))] = \
                 f"{name} {what}"
     return found
 

@@ -22,6 +22,8 @@ from dagster_project._automation import new_data_requests
 from dagster_project._translator import asset_key_for_table
 from dagster_project.definitions import build_definitions
 from normalization.estate import MAPPINGS
+from pipelines.config import load_config
+from pipelines.lineage import landings_of
 from tests.conftest import demo_config
 
 SECRET = "Correct-Horse-42"
@@ -75,6 +77,19 @@ def test_every_stream_and_entity_is_an_asset_with_its_upstream(defs) -> None:
     assert asset_graph.get(AssetKey(["clean", "party_xref"])).parent_keys == {
         AssetKey(["clean", "customer"]), AssetKey(["clean", "account"]),
         AssetKey(["clean", "shipment"])}
+
+
+def test_a_table_stream_without_a_name_is_one_asset_under_the_name_it_lands_by(
+        monkeypatch, tmp_path) -> None:
+    config = demo_config(tmp_path, replace={
+        'name = "order_lines"\ntable = "ORDER LINES"': 'table = "ORDER LINES"'})
+    asset_graph = graph(definitions(monkeypatch, config))
+
+    landed = AssetKey(["raw", "erp", "order_lines"])
+    assert landed in asset_graph.get_all_asset_keys()
+    assert landed in asset_graph.get(AssetKey(["clean", "order_line"])).parent_keys
+    assert landings_of(load_config(config).connectors)["raw_erp__order_lines"] == \
+        "erp table 'ORDER LINES'"
 
 
 def test_groups_kinds_owners_and_tags_come_from_the_spec(defs) -> None:
