@@ -18,7 +18,8 @@ from normalization import PROVENANCE_COLUMNS, ColumnLineage, EntityMapping, colu
 
 from .config import stream_name
 from .context import DOCUMENT_FIELDS, SELECTING_FIELDS, ContextSpec
-from .models import LINEAGE_FIELDS, ModelStep
+from .models import ModelStep
+from .models._step import LINEAGE_FIELDS
 from .warehouse import raw_table_name
 
 # model_<step> columns other than the answer's that lineage traces to the context.

@@ -24,7 +24,7 @@ from ._providers import (
     Provider,
 )
 from ._run import ModelRun, percentile, read_contexts, run_model_step
-from ._step import LINEAGE_FIELDS, ModelStep, Prompt
+from ._step import ModelStep, Prompt
 from ._tables import ERRORS_SCHEMA, output_schema
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "CACHE_TABLE",
     "ENV_PREFIX",
     "ERRORS_SCHEMA",
-    "LINEAGE_FIELDS",
     "Budget",
     "CachedAnswer",
     "Completion",
