@@ -20,19 +20,18 @@ from connectors import (
     redact,
 )
 
-from .config import Config, build_connector, load_config
-from .demo import build_estate, serving_estate
-from .progress import Progress
-from .runner import StreamResult, new_run_id, run_stream
-from .warehouse import Warehouse, open_warehouse
-
 if TYPE_CHECKING:
     from normalization import NormalizeResult
 
     from .cleaning import NormalizationSpec
+    from .config import Config
+    from .runner import StreamResult
+    from .warehouse import Warehouse
 
-# The commands past landing import normalization, contexts and model steps when they run
-# (polars, pandera, pydantic: about 0.8 s), so that run, check and state start quickly.
+# Each command imports what it uses when it runs: `--help` loads no connector, database
+# or data-frame library, `run` on a SQL source none of the ODBC, SOAP, normalization or
+# Dagster stacks, and the commands past landing load polars, pandera and pydantic
+# (about 0.8 s) only for themselves.
 
 
 def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | None]]:
@@ -52,6 +51,8 @@ def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | No
 
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    from .config import build_connector
+
     for name, _ in _targets(config, args.targets):
         with build_connector(name, config.connectors[name]) as connector:
             connector.check()
@@ -61,6 +62,8 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_discover(config: Config, args: argparse.Namespace) -> int:
+    from .config import build_connector
+
     for name, only in _targets(config, args.targets):
         with build_connector(name, config.connectors[name]) as connector:
             for stream in connector.discover():
@@ -75,6 +78,11 @@ def cmd_discover(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from .config import build_connector
+    from .progress import Progress
+    from .runner import new_run_id, run_stream
+    from .warehouse import open_warehouse
+
     run_id = new_run_id()
     progress = Progress(sys.stderr)
     total = 0
@@ -102,6 +110,8 @@ def _summary(result: StreamResult, warehouse: Warehouse) -> str:
 
 
 def cmd_state(config: Config, args: argparse.Namespace) -> int:
+    from .warehouse import open_warehouse
+
     with open_warehouse(config.warehouse_url) as warehouse:
         states = warehouse.states()
         if args.action == "show":
@@ -126,11 +136,15 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_estate(config: Config, args: argparse.Namespace) -> int:
+    from .demo import build_estate
+
     build_estate(config, args.orders, args.force)
     return 0
 
 
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    from .demo import build_estate
+
     build_estate(config, args.orders, force=False)
     args.targets = []
     cmd_run(config, args)
@@ -142,6 +156,8 @@ def cmd_demo(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_context(config: Config, args: argparse.Namespace) -> int:
     from .context import ACCOUNT_CONTEXT, build_contexts
+    from .runner import new_run_id
+    from .warehouse import open_warehouse
 
     with open_warehouse(config.warehouse_url) as warehouse:
         built = build_contexts(warehouse, ACCOUNT_CONTEXT, new_run_id()).metadata()
@@ -154,6 +170,8 @@ def cmd_context(config: Config, args: argparse.Namespace) -> int:
 def cmd_model(config: Config, args: argparse.Namespace) -> int:
     from .models import run_model_step
     from .models.estate import account_health_step
+    from .runner import new_run_id
+    from .warehouse import open_warehouse
 
     step = account_health_step()
     with open_warehouse(config.warehouse_url) as warehouse:
@@ -168,6 +186,8 @@ def cmd_model(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
     from .cleaning import clean_all, load_spec
+    from .runner import new_run_id
+    from .warehouse import open_warehouse
 
     spec = load_spec(config.normalization)
     run_id = new_run_id()
@@ -301,7 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _configure_logging()
     try:
+        from ._lean import skip_pandas_probe
+        from .config import load_config
+        from .demo import serving_estate
+
         config = load_config(args.config)
+        if args.fn in _HOLD_NO_DATA_FRAMES:
+            skip_pandas_probe()
         if args.fn not in _USES_SOURCES:
             return args.fn(config, args)
         with serving_estate(config) as served:
@@ -332,6 +358,7 @@ def _is_normalization_error(exc: Exception) -> bool:
 
 
 _USES_SOURCES = (cmd_check, cmd_discover, cmd_run, cmd_demo)
+_HOLD_NO_DATA_FRAMES = (cmd_check, cmd_discover, cmd_run, cmd_state)
 
 if __name__ == "__main__":
     sys.exit(main())

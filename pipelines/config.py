@@ -18,31 +18,21 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors import (
     ConfigurationError,
     Connector,
     Incremental,
-    ODBCConnector,
     RetryPolicy,
-    SQLConnector,
-    SQLQuery,
-    SQLTable,
     register_secret,
     stream_name_for,
 )
-from connectors.http import APIKey, BasicAuth, BearerToken, OAuth2ClientCredentials, RateLimit
-from connectors.rest import (
-    CursorInBody,
-    LinkHeader,
-    NextURLInBody,
-    Offset,
-    PageNumber,
-    RESTConnector,
-    RESTStream,
-)
-from connectors.soap import SOAPConnector, SOAPStream
+
+if TYPE_CHECKING:
+    from connectors.rest import RESTConnector, RESTStream
+    from connectors.soap import SOAPConnector
+    from connectors.sql import SQLQuery, SQLTable
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _SECRET_KEY = re.compile(r"password|secret|token|api_?key", re.IGNORECASE)
@@ -145,6 +135,8 @@ def stream_name(spec: dict[str, Any]) -> str:
 
 
 def _sql_stream(connector: str, spec: dict[str, Any]) -> SQLTable | SQLQuery:
+    from connectors.sql import SQLQuery, SQLTable
+
     common = {
         "primary_key": tuple(spec.get("primary_key", ())),
         "incremental": _incremental(spec),
@@ -176,6 +168,9 @@ def _retry(spec: dict[str, Any]) -> RetryPolicy:
 
 
 def _rest_connector(name: str, spec: dict[str, Any]) -> RESTConnector:
+    from connectors.http import RateLimit
+    from connectors.rest import RESTConnector
+
     if "base_url" not in spec:
         _missing(name, "base_url", "REST connectors")
     rate = spec.get("rate_limit")
@@ -191,7 +186,10 @@ def _rest_connector(name: str, spec: dict[str, Any]) -> RESTConnector:
     )
 
 
-_AUTH_KINDS = {
+def _auth_kinds() -> dict[str, Any]:
+    from connectors.http import APIKey, BasicAuth, BearerToken, OAuth2ClientCredentials
+
+    return {
     "oauth2": lambda s: OAuth2ClientCredentials(
         s["token_url"], s["client_id"], s.get("client_secret"),
         private_key=_read_key(s["private_key_file"]) if "private_key_file" in s else None,
@@ -201,12 +199,19 @@ _AUTH_KINDS = {
                                 query_param=s.get("query_param")),
     "basic": lambda s: BasicAuth(s["username"], s["password"]),
     "bearer": lambda s: BearerToken(s["token"]),
-}
-_PAGINATORS = {"page_number": PageNumber, "offset": Offset, "cursor": CursorInBody,
-               "next_url": NextURLInBody, "link_header": LinkHeader}
+    }
+
+
+def _paginators() -> dict[str, Any]:
+    from connectors.rest import CursorInBody, LinkHeader, NextURLInBody, Offset, PageNumber
+
+    return {"page_number": PageNumber, "offset": Offset, "cursor": CursorInBody,
+            "next_url": NextURLInBody, "link_header": LinkHeader}
 
 
 def _soap_connector(name: str, spec: dict[str, Any]) -> SOAPConnector:
+    from connectors.soap import SOAPConnector, SOAPStream
+
     if "wsdl" not in spec:
         _missing(name, "wsdl", "SOAP connectors")
     streams = []
@@ -242,13 +247,14 @@ def _auth(connector: str, spec: dict[str, Any] | None) -> Any:
         return None
     spec = dict(spec)
     kind = spec.pop("kind", None)
-    if kind not in _AUTH_KINDS:
+    kinds = _auth_kinds()
+    if kind not in kinds:
         raise ConfigurationError(
-            f"connector {connector!r}: auth kind must be one of {sorted(_AUTH_KINDS)}, "
+            f"connector {connector!r}: auth kind must be one of {sorted(kinds)}, "
             f"not {kind!r}"
         )
     try:
-        return _AUTH_KINDS[kind](spec)
+        return kinds[kind](spec)
     except KeyError as exc:
         raise ConfigurationError(f"connector {connector!r}: auth {kind} needs {exc}") from None
 
@@ -258,13 +264,14 @@ def _paginator(connector: str, spec: dict[str, Any]) -> Any:
     if not paginator_spec:
         return None
     kind = paginator_spec.pop("kind", None)
-    if kind not in _PAGINATORS:
+    paginators = _paginators()
+    if kind not in paginators:
         raise ConfigurationError(
             f"connector {connector!r}, stream {spec['name']!r}: paginator kind must be "
-            f"one of {sorted(_PAGINATORS)}, not {kind!r}"
+            f"one of {sorted(paginators)}, not {kind!r}"
         )
     try:
-        return _PAGINATORS[kind](**paginator_spec)
+        return paginators[kind](**paginator_spec)
     except TypeError as exc:
         raise ConfigurationError(
             f"connector {connector!r}, stream {spec['name']!r}: paginator {kind}: {exc}"
@@ -272,6 +279,8 @@ def _paginator(connector: str, spec: dict[str, Any]) -> Any:
 
 
 def _rest_stream(connector: str, spec: dict[str, Any]) -> RESTStream:
+    from connectors.rest import RESTStream
+
     if "path" not in spec or "name" not in spec:
         _missing(connector, "name and path", "REST streams")
     paginator = _paginator(connector, spec)
@@ -315,10 +324,14 @@ def build_connector(name: str, spec: dict[str, Any]) -> Connector:
         return _soap_connector(name, spec)
     streams = [_sql_stream(name, s) for s in spec.get("streams", [])]
     if kind == "sql":
+        from connectors.sql import SQLConnector
+
         if "url" not in spec:
             _missing(name, "url", "SQL connectors")
         return SQLConnector(name, spec["url"], streams, **common)
     if kind == "odbc":
+        from connectors.odbc import ODBCConnector
+
         if "connection_string" not in spec:
             _missing(name, "connection_string", "ODBC connectors")
         options = {k: spec[k] for k in _ODBC_OPTIONS if k in spec}

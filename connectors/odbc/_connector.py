@@ -13,7 +13,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyodbc
 import sqlalchemy as sa
 
 from .._errors import ConfigurationError, HeadwaterError, RetriableSourceError
@@ -28,6 +27,7 @@ from ..sql._translate import translate_error
 from . import _types
 from ._connection import SESSION_SQL, ConnectionString, check_driver, family_options
 from ._dialects import compile_sql, dialect_for, family_of
+from ._driver import pyodbc_module
 
 log = logging.getLogger("headwater.connectors.odbc")
 
@@ -125,8 +125,8 @@ class ODBCConnector(RelationalConnector):
                 "(DRIVER={...};SERVER=...;DATABASE=... or DSN=...)"
             )
         conn_str = ConnectionString(text)
-        data_sources = pyodbc.dataSources()
-        check_driver(conn_str, pyodbc.drivers(), data_sources)
+        data_sources = pyodbc_module().dataSources()
+        check_driver(conn_str, pyodbc_module().drivers(), data_sources)
         guessed = conn_str.family_guess(data_sources)
         self.conn_str = conn_str.with_defaults(family_options(dialect or guessed, max_text_size))
         self.where = conn_str.describe()
@@ -156,7 +156,8 @@ class ODBCConnector(RelationalConnector):
     def family(self) -> str:
         """The database family behind the driver (connects once to ask, unless set)."""
         if self._family is None:
-            self._family = family_of(self._connection().getinfo(pyodbc.SQL_DBMS_NAME))
+            info = self._connection().getinfo(pyodbc_module().SQL_DBMS_NAME)
+            self._family = family_of(info)
         return self._family
 
     @functools.cached_property
@@ -171,18 +172,18 @@ class ODBCConnector(RelationalConnector):
     def _connection(self) -> Any:
         if self._conn is None:
             try:
-                conn = pyodbc.connect(str(self.conn_str), autocommit=True,
+                conn = pyodbc_module().connect(str(self.conn_str), autocommit=True,
                                       timeout=self.login_timeout)
-            except pyodbc.Error as exc:
+            except pyodbc_module().Error as exc:
                 raise self._connect_error(exc) from None
-            family = self._family or family_of(conn.getinfo(pyodbc.SQL_DBMS_NAME))
+            family = self._family or family_of(conn.getinfo(pyodbc_module().SQL_DBMS_NAME))
             self._converters = {**_types.OUTPUT_CONVERTERS.get(family, {}),
                                 **self.output_converters}
             self._converting = False
             if self.query_timeout:
                 try:
                     conn.timeout = self.query_timeout
-                except pyodbc.Error as exc:
+                except pyodbc_module().Error as exc:
                     log.warning("%s: the driver has no query timeout (%s); queries run "
                                 "without one", self.where, redact(exc.args[-1]))
             cursor = conn.cursor()
@@ -204,10 +205,10 @@ class ODBCConnector(RelationalConnector):
         self._converting = data
         return conn.cursor()
 
-    def _connect_error(self, exc: pyodbc.Error) -> HeadwaterError:
+    def _connect_error(self, exc: Exception) -> HeadwaterError:
         state = exc.args[0] if exc.args else ""
         if state in _DRIVER_MISSING and "driver" in str(exc).lower():
-            listing = ", ".join(repr(d) for d in pyodbc.drivers()) or "(none)"
+            listing = ", ".join(repr(d) for d in pyodbc_module().drivers()) or "(none)"
             return ConfigurationError(
                 f"{self.where}: the driver cannot be loaded ({redact(exc.args[-1])}); "
                 f"installed drivers: {listing}"
@@ -242,7 +243,7 @@ class ODBCConnector(RelationalConnector):
         def attempt() -> Any:
             try:
                 return fn()
-            except pyodbc.Error as exc:
+            except pyodbc_module().Error as exc:
                 error = translate_error(exc, self.where)
                 if isinstance(error, RetriableSourceError):
                     self.reset_after_failure()
@@ -277,7 +278,7 @@ class ODBCConnector(RelationalConnector):
 
     def check(self) -> None:
         """Connect (credentials, driver, server) and confirm every declared table exists."""
-        self._attempt(lambda: self._connection().getinfo(pyodbc.SQL_DBMS_NAME), "check")
+        self._attempt(lambda: self._connection().getinfo(pyodbc_module().SQL_DBMS_NAME), "check")
         for stream in self.streams:
             self.plan(stream)
 
@@ -430,7 +431,7 @@ class ODBCConnector(RelationalConnector):
         sql, params = self.sql_for(stmt)
         try:
             cursor = self._cursor(data=True)
-        except pyodbc.Error as exc:
+        except pyodbc_module().Error as exc:
             raise translate_error(exc, self.where) from None
         try:
             cursor.execute(sql, params)
@@ -439,7 +440,7 @@ class ODBCConnector(RelationalConnector):
             while rows := cursor.fetchmany(self.batch_size):
                 yield plan.rows_to_batch(rows)
         finally:
-            with contextlib.suppress(pyodbc.Error):
+            with contextlib.suppress(pyodbc_module().Error):
                 cursor.close()
 
     def _fetch_arrow(self, stmt: sa.Select, plan: ODBCReadPlan) -> Iterator[pa.RecordBatch]:
