@@ -1,7 +1,7 @@
 """What headwater's model step gains from concurrency, and what its cache serves per second.
 
 Run with no arguments (``make bench``). It starts the demo estate's model endpoint
-(``python -m pipelines.estate.llm``) in its own process with a fixed 50 ms latency per
+(``python -m headwater_demo.llm``) in its own process with a fixed 50 ms latency per
 completion, makes 1,000 account contexts shaped like the demo's, then, repetitions
 interleaved:
 
@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import interleaved, start_estate_server, verdict
 
-from pipelines.estate.contexts import account_contexts
+from headwater_demo.account_health import ACCOUNT_HEALTH_PROMPT, ACCOUNT_HEALTH_RULES, AccountHealth
+from headwater_demo.contexts import account_contexts
 from pipelines.models import ModelStep, OpenAICompatible, run_model_step
-from pipelines.models.estate import ACCOUNT_HEALTH_PROMPT, ACCOUNT_HEALTH_RULES, AccountHealth
 from pipelines.warehouse import DuckDBWarehouse
 
 CONTEXTS = 1_000
@@ -58,7 +58,7 @@ MIN_CACHE_HITS_PER_S = 50_000
 def start_server() -> tuple[subprocess.Popen, str]:
     """The model endpoint in a child process; its base URL from its banner."""
     server, banner = start_estate_server(
-        "pipelines.estate.llm", ["--port", "0", "--latency-ms", str(LATENCY_MS), "--model", MODEL],
+        "headwater_demo.llm", ["--port", "0", "--latency-ms", str(LATENCY_MS), "--model", MODEL],
         "LLM API:", "the model endpoint")
     found = re.search(r"LLM API: (\S+)", banner)
     assert found is not None

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import interleaved, peak_rss_mb, verdict
 
+from headwater_demo.entities import ORDER_STATUSES
+from headwater_demo.mappings import ORDER
 from normalization import normalize
-from normalization.entities import ORDER_STATUSES
-from normalization.estate import ORDER
 
 ROWS = 1_000_000
 REPETITIONS = 5

@@ -1,7 +1,7 @@
 """What headwater's REST connector costs over a plain ``requests`` loop, page for page.
 
 Run with no arguments (``make bench``). It starts the demo CRM of the legacy estate
-(``python -m pipelines.estate.crm``) in its own process on a free port with 200,000
+(``python -m headwater_demo.crm``) in its own process on a free port with 200,000
 tickets, then, repetitions interleaved, reads every ticket:
 
 - ``headwater``: ``RESTConnector`` with OAuth2 client credentials (authlib), the
@@ -43,7 +43,7 @@ TICKETS = pa.schema([
 def start_server() -> tuple[subprocess.Popen, str, str, str]:
     """The CRM in a child process; its URL and client credentials from its banner."""
     server, banner = start_estate_server(
-        "pipelines.estate.crm", ["--port", "0", "--accounts", "500", "--tickets", str(RECORDS)],
+        "headwater_demo.crm", ["--port", "0", "--accounts", "500", "--tickets", str(RECORDS)],
         "private_key_jwt", "the CRM server")
     url = re.search(r"CRM API:\s+(\S+)/api/", banner).group(1)
     client_id, secret = re.search(r"client_secret_basic/post: (\S+) / (\S+)", banner).groups()

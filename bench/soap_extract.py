@@ -1,7 +1,7 @@
 """What headwater's SOAP connector costs over a plain zeep loop, page for page.
 
 Run with no arguments (``make bench``). It starts the demo logistics service of the
-legacy estate (``python -m pipelines.estate.logistics``) in its own process on a free
+legacy estate (``python -m headwater_demo.logistics``) in its own process on a free
 port with 100,000 shipments, then, repetitions interleaved, reads every shipment:
 
 - ``headwater``: ``SOAPConnector`` (hardened zeep, WS-Security UsernameToken digest
@@ -45,7 +45,7 @@ SHIPMENTS = pa.schema([
 def start_service() -> tuple[subprocess.Popen, str, str, str]:
     """The logistics service in a child process; its WSDL and credentials from its banner."""
     service, banner = start_estate_server(
-        "pipelines.estate.logistics", ["--port", "0", "--shipments", str(RECORDS)],
+        "headwater_demo.logistics", ["--port", "0", "--shipments", str(RECORDS)],
         "UsernameToken:", "the logistics service")
     wsdl = re.search(r"WSDL:\s+(\S+)", banner).group(1)
     username, password = re.search(r"UsernameToken: (\S+) / (\S+)", banner).groups()

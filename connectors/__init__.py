@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         RetriableSourceError,
         SkippableRecordError,
     )
+    from ._identity import SourceIdentity
     from ._incremental import Incremental, MissingCursor, Window
     from ._redaction import RedactingFilter, redact, register_secret
     from ._retry import NO_RETRY, Retrier, RetryPolicy
@@ -51,6 +52,7 @@ _WHERE = {
     "NO_RETRY": "._retry", "Retrier": "._retry", "RetryPolicy": "._retry",
     "checkpoint_of": "._state", "dumps_state": "._state", "loads_state": "._state",
     "with_checkpoint": "._state", "without_checkpoint": "._state",
+    "SourceIdentity": "._identity",
     "Stream": "._stream", "stream_name_for": "._stream",
     "ODBCConnector": ".odbc",
     "RESTConnector": ".rest", "RESTStream": ".rest",
@@ -81,6 +83,7 @@ __all__ = [
     "SQLQuery",
     "SQLTable",
     "SkippableRecordError",
+    "SourceIdentity",
     "Stream",
     "Window",
     "batch_records",

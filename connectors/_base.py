@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from ._errors import ConfigurationError
+from ._identity import SourceIdentity
 from ._stream import Stream
 
 
@@ -25,8 +26,16 @@ class Connector(abc.ABC):
     - ``read(stream, state)`` yields Arrow record batches, each carrying in its schema
       metadata the checkpoint state that holds once it is stored
       (``connectors.checkpoint_of``). The final batch may be empty and carry only
-      the state.
+      the state;
+    - ``describe_source(stream)`` names what a stream reads (:class:`SourceIdentity`),
+      for lineage and the catalog, without connecting.
+
+    Use a connector in a ``with`` block: it calls :meth:`open` first and :meth:`close`
+    at the end.
     """
+
+    #: The technology of the source, as catalogs name it; kind bases set their own.
+    kind: str = "custom"
 
     #: The connector's name, used in table names and state keys.
     name: str = ""
@@ -92,10 +101,28 @@ class Connector(abc.ABC):
     ) -> Iterator[pa.RecordBatch]:
         """Yield the stream's records from ``state`` on, as checkpointed record batches."""
 
+    def describe_source(self, stream: str | Stream) -> SourceIdentity:
+        """What ``stream`` reads, without credentials (no connection is made).
+
+        Override when the source can say more than the stream's name (the kind bases
+        name the table, endpoint or operation and where it lives).
+        """
+        declared = self.stream(stream)
+        return SourceIdentity(self.name, self.kind, str(getattr(self, "where", "")),
+                              declared.name)
+
+    def open(self) -> None:
+        """Acquire what reads need before the first one. ``with connector:`` calls it.
+
+        Override when the source needs set-up that should not happen at construction
+        (start a tunnel or a local server, log in); the base does nothing.
+        """
+
     def close(self) -> None:
         """Release connections. Override when the connector holds any."""
 
     def __enter__(self) -> Connector:
+        self.open()
         return self
 
     def __exit__(self, *exc: object) -> None:

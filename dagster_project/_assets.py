@@ -11,7 +11,7 @@ retry policy, and the retried step resumes from the stream's checkpoint.
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pandera.errors
@@ -40,6 +40,7 @@ from dagster import (
 from connectors import (
     AuthenticationError,
     ConfigurationError,
+    Connector,
     DataContractError,
     dumps_state,
     redact,
@@ -58,7 +59,7 @@ from pipelines.cleaning import (
     reference_table,
     resolve_parties,
 )
-from pipelines.config import stream_name
+from pipelines.config import ConnectorConfig, models
 from pipelines.runner import run_stream
 from pipelines.warehouse import quote, raw_table_name
 
@@ -74,17 +75,7 @@ from ._metadata import (
     reasons_table,
 )
 from ._resources import HeadwaterResource
-from ._translator import (
-    asset_key_for_table,
-    code_version,
-    owners,
-    public_spec,
-    raw_key,
-    source_key,
-    source_kind,
-    source_system,
-    tags,
-)
+from ._translator import HeadwaterTranslator, code_version
 
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
                            jitter=Jitter.PLUS_MINUS)
@@ -102,50 +93,57 @@ def failing_fast() -> Iterator[None]:
                       allow_retries=False) from exc
 
 
-def source_specs(name: str, spec: Mapping[str, Any]) -> list[AssetSpec]:
-    """External nodes for the tables, endpoints and operations a connector reads."""
-    kind = source_kind(spec)
+def source_specs(config: ConnectorConfig, connector: Connector,
+                 translator: HeadwaterTranslator) -> list[AssetSpec]:
+    """External nodes for the tables, endpoints and operations a connector's declared
+    streams read, as the connector describes them."""
     found: dict[AssetKey, AssetSpec] = {}
-    for stream in spec.get("streams", []):
-        key = source_key(name, spec, stream)
-        what = stream.get("table") or stream.get("path") or stream.get("operation") or "query"
-        found[key] = AssetSpec(key, group_name=name, kinds={kind}, owners=owners(spec),
-                               tags=tags(spec), description=f"{kind} source: {what}")
+    for stream in connector.streams:
+        identity = connector.describe_source(stream)
+        key = translator.source_key(identity)
+        kind = translator.source_kind(identity)
+        found[key] = AssetSpec(
+            key, group_name=translator.connector_group(config), kinds={kind},
+            owners=translator.owners(config), tags=translator.tags(config),
+            metadata=translator.source_metadata(identity),
+            description=f"{kind} {identity.object_kind} {identity.object} at "
+                        f"{identity.location}")
     return list(found.values())
 
 
-def partitions_for(stream: Mapping[str, Any]) -> DailyPartitionsDefinition | None:
-    """Daily partitions for a stream that says ``partition = "daily"``."""
-    if not stream.get("partition"):
+def partitions_for(spec: models.PartitionSpec | None) -> DailyPartitionsDefinition | None:
+    """Daily partitions for a stream declared with ``partition = "daily"``."""
+    if spec is None:
         return None
-    if stream["partition"] != "daily" or "partition_start" not in stream:
-        raise ConfigurationError(
-            f"stream {stream.get('name')!r}: partition must be \"daily\" with "
-            "partition_start = \"YYYY-MM-DD\""
-        )
-    return DailyPartitionsDefinition(start_date=str(stream["partition_start"]), timezone="UTC")
+    return DailyPartitionsDefinition(start_date=spec.start.isoformat(), timezone="UTC")
 
 
-def raw_asset(name: str, spec: Mapping[str, Any], stream: Mapping[str, Any],
-              warehouse: str) -> AssetsDefinition:
+def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, warehouse: str,
+              translator: HeadwaterTranslator) -> AssetsDefinition:
     """One stream landed in ``raw_<connector>__<stream>``, partitioned by day if declared."""
-    declared = stream_name(stream)
-    table = raw_table_name(name, declared)
-    partitions = partitions_for(stream)
-    naive = spec.get("kind", "sql") in ("sql", "odbc")
+    name = config.name
+    table = raw_table_name(name, stream)
+    partitions = partitions_for(config.partitions().get(stream))
+    naive = connector.kind in ("sql", "odbc")
+    identity = connector.describe_source(stream)
+    declared = connector.stream(stream)
 
     @asset(
-        key=raw_key(name, declared), deps=[source_key(name, spec, stream)], group_name=name,
-        kinds={source_kind(spec), warehouse}, owners=owners(spec), tags=tags(spec),
-        code_version=code_version(public_spec(spec), stream), retry_policy=RETRY_POLICY,
-        partitions_def=partitions, description=f"{name}.{declared} landed in {table}",
-        metadata={"table": table}, freshness_policy=None if partitions else freshness(spec),
+        key=translator.raw_key(name, stream), deps=[translator.source_key(identity)],
+        group_name=translator.connector_group(config),
+        kinds={translator.source_kind(identity), warehouse}, owners=translator.owners(config),
+        tags=translator.tags(config),
+        code_version=code_version(config.kind, config.cls and config.cls.__qualname__,
+                                  repr(declared)),
+        retry_policy=RETRY_POLICY, partitions_def=partitions,
+        description=f"{name}.{stream} landed in {table} from {identity.label()}",
+        metadata={"table": table}, freshness_policy=None if partitions else freshness(config),
     )
     def _raw(context: AssetExecutionContext, headwater: HeadwaterResource) -> MaterializeResult:
         window = _window(context, naive) if partitions else None
-        with failing_fast(), headwater.connector(name) as connector, \
+        with failing_fast(), headwater.connector(name) as source, \
                 headwater.warehouse() as store:
-            result = run_stream(connector, declared, store, run_id=context.run.run_id,
+            result = run_stream(source, stream, store, run_id=context.run.run_id,
                                 window=window)
             landed = table in store.tables()  # not yet, when no window had rows so far
             rows = store.row_count(table) if landed else 0
@@ -170,10 +168,10 @@ def raw_asset(name: str, spec: Mapping[str, Any], stream: Mapping[str, Any],
 DEFAULT_FRESHNESS_HOURS = 24
 
 
-def freshness(spec: Mapping[str, Any]) -> FreshnessPolicy:
+def freshness(config: ConnectorConfig) -> FreshnessPolicy:
     """Stale after ``freshness_hours`` (default 24) without a new landing; a warning at
     half that."""
-    hours = float(spec.get("freshness_hours", DEFAULT_FRESHNESS_HOURS))
+    hours = float(config.settings.freshness_hours or DEFAULT_FRESHNESS_HOURS)
     return FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=hours),
                                        warn_window=dt.timedelta(hours=hours / 2))
 
@@ -186,11 +184,12 @@ def _window(context: AssetExecutionContext, naive: bool) -> tuple[dt.datetime, d
     return start, end
 
 
-def reference_asset(name: str, spec: NormalizationSpec) -> AssetsDefinition:
+def reference_asset(name: str, spec: NormalizationSpec, translator: HeadwaterTranslator
+                    ) -> AssetsDefinition:
     """A reference file (FX rates) landed as ``ref_<name>``."""
     table = reference_table(name)
 
-    @asset(key=asset_key_for_table(table), group_name="reference", kinds={"csv"},
+    @asset(key=translator.asset_key(table), group_name="reference", kinds={"csv"},
            code_version=code_version(spec.reference_files[name]),
            description=f"reference data from {spec.reference_files[name]}",
            automation_condition=EAGER)
@@ -202,24 +201,24 @@ def reference_asset(name: str, spec: NormalizationSpec) -> AssetsDefinition:
     return _reference
 
 
-def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
-                 ) -> AssetsDefinition:
+def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str,
+                 translator: HeadwaterTranslator) -> AssetsDefinition:
     """``clean_<entity>`` and ``quarantine_<entity>``, written together, with a blocking
     schema check and a warning check on the quarantine rate."""
     entity = mapping.entity
-    clean_key, quarantine_key = asset_key_for_table(clean_table(entity)), \
-        asset_key_for_table(quarantine_table(entity))
+    clean_key, quarantine_key = translator.asset_key(clean_table(entity)), \
+        translator.asset_key(quarantine_table(entity))
     lineage = column_lineage(mapping)
-    deps = [asset_key_for_table(mapping.source)] + [
-        asset_key_for_table(spec.references.get(lookup.reference,
-                                                reference_table(lookup.reference)))
+    deps = [translator.asset_key(mapping.source)] + [
+        translator.asset_key(spec.references.get(lookup.reference,
+                                                 reference_table(lookup.reference)))
         for lookup in mapping.lookups]
-    group = source_system(mapping)
+    group = translator.entity_group(mapping)
     version = code_version(repr(mapping.columns), repr(mapping.lookups),
                            str(mapping.table_schema))
     shown = {"dagster/column_schema": pandera_column_schema(mapping),
-             "dagster/column_lineage": column_lineage_value(lineage),
-             LINEAGE_TABLE: lineage_table(lineage)}
+             "dagster/column_lineage": column_lineage_value(lineage, translator),
+             LINEAGE_TABLE: lineage_table(lineage, translator)}
     checks = [
         AssetCheckSpec("schema_rules", asset=clean_key, blocking=True,
                        description=f"every stored row passes {mapping.schema.__name__}'s "
@@ -296,13 +295,14 @@ def stored_rule_failures(mapping: EntityMapping, table: Any) -> dict[str, int]:
     return {}
 
 
-def parties_asset(spec: NormalizationSpec) -> AssetsDefinition | None:
+def parties_asset(spec: NormalizationSpec, translator: HeadwaterTranslator
+                  ) -> AssetsDefinition | None:
     """The crosswalk of resolved parties, after the entities it reads."""
     resolution = spec.resolution
     if resolution is None:
         return None
-    deps = [asset_key_for_table(clean_table(s.entity)) for s in resolution.sources]
-    key = asset_key_for_table(f"clean_{resolution.name}_xref")
+    deps = [translator.asset_key(clean_table(s.entity)) for s in resolution.sources]
+    key = translator.asset_key(f"clean_{resolution.name}_xref")
 
     @asset(key=key, deps=deps, group_name="parties", kinds={"polars"},
            code_version=code_version(repr(resolution)), automation_condition=EAGER,

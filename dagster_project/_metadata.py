@@ -26,7 +26,7 @@ from connectors import redact
 from normalization import ColumnLineage, EntityMapping, NormalizeResult
 from pipelines.openlineage import OpenLineageEmitter, run_event
 
-from ._translator import asset_key_for_table
+from ._translator import HeadwaterTranslator
 
 LINEAGE_TABLE = "column lineage"
 _LINEAGE_SCHEMA = TableSchema(columns=[
@@ -53,19 +53,21 @@ def arrow_column_schema(schema: pa.Schema) -> TableSchema:
     return TableSchema(columns=[TableColumn(f.name, str(f.type)) for f in schema])
 
 
-def column_lineage_value(lineage: Iterable[ColumnLineage]) -> TableColumnLineage:
+def column_lineage_value(lineage: Iterable[ColumnLineage], translator: HeadwaterTranslator
+                         ) -> TableColumnLineage:
     return TableColumnLineage(deps_by_column={
-        item.column: [TableColumnDep(asset_key_for_table(table), column)
+        item.column: [TableColumnDep(translator.asset_key(table), column)
                       for table, column in item.sources]
         for item in lineage
     })
 
 
-def lineage_table(lineage: Iterable[ColumnLineage]) -> MetadataValue:
+def lineage_table(lineage: Iterable[ColumnLineage], translator: HeadwaterTranslator
+                  ) -> MetadataValue:
     """The lineage as rows the open-source UI renders: column | from | transform."""
     records = []
     for item in lineage:
-        sources = item.sources_text(lambda t: asset_key_for_table(t).to_user_string())
+        sources = item.sources_text(translator.label)
         transform = item.transform
         if item.derived_from:
             transform += f" (derived from {', '.join(item.derived_from)})"

@@ -27,26 +27,29 @@ from ._metadata import (
     lineage_table,
 )
 from ._resources import HeadwaterResource
-from ._translator import asset_key_for_table, code_version
+from ._translator import HeadwaterTranslator, code_version
 
 
-def _lineage_metadata(lineage: list[Any]) -> dict[str, Any]:
-    return {"dagster/column_lineage": column_lineage_value(lineage),
-            LINEAGE_TABLE: lineage_table(lineage)}
+def _lineage_metadata(lineage: list[Any], translator: HeadwaterTranslator) -> dict[str, Any]:
+    return {"dagster/column_lineage": column_lineage_value(lineage, translator),
+            LINEAGE_TABLE: lineage_table(lineage, translator)}
 
 
-def context_asset(spec: ContextSpec, warehouse: str) -> AssetsDefinition:
-    """``context_<name>``: one document per account, with provenance, after the tables
-    its column lineage names."""
+def context_asset(spec: ContextSpec, warehouse: str, translator: HeadwaterTranslator
+                  ) -> AssetsDefinition:
+    """``context_<name>``: one document per root record, with provenance, after the
+    tables its column lineage names."""
     lineage = context_lineage(spec)
-    shown = _lineage_metadata(lineage)
+    shown = _lineage_metadata(lineage, translator)
     inputs = dict.fromkeys(table for item in lineage for table, _ in item.sources)
+    about = spec.description or f"one document per {spec.root.entity}"
 
-    @asset(key=asset_key_for_table(spec.table),
-           deps=[asset_key_for_table(t) for t in inputs], group_name="context",
+    @asset(key=translator.asset_key(spec.table),
+           deps=[translator.asset_key(t) for t in inputs], group_name="context",
            kinds={"polars", warehouse}, code_version=code_version(repr(spec)),
            automation_condition=EAGER, metadata=shown,
-           description=f"context documents ({spec.budget} tokens at most) with provenance")
+           description=f"{about}: context documents of {spec.budget} tokens at most, with "
+                       "provenance")
     def _context(context: AssetExecutionContext, headwater: HeadwaterResource
                  ) -> MaterializeResult:
         with failing_fast(), headwater.warehouse() as store:
@@ -61,14 +64,15 @@ def context_asset(spec: ContextSpec, warehouse: str) -> AssetsDefinition:
     return _context
 
 
-def model_assets(step: ModelStep, warehouse: str) -> AssetsDefinition:
+def model_assets(step: ModelStep, warehouse: str, translator: HeadwaterTranslator
+                 ) -> AssetsDefinition:
     """``model_<step>`` and ``model_errors_<step>``: answers with cost, latency and
     provenance, and the contexts no provider could answer."""
-    output_key = asset_key_for_table(step.output_table)
-    errors_key = asset_key_for_table(step.errors_table)
-    context_key = asset_key_for_table(step.context)
+    output_key = translator.asset_key(step.output_table)
+    errors_key = translator.asset_key(step.errors_table)
+    context_key = translator.asset_key(step.context)
     lineage = model_lineage(step)
-    shown = _lineage_metadata(lineage)
+    shown = _lineage_metadata(lineage, translator)
     kinds = {"openai" if any(p.paid for p in step.providers) else "python", warehouse}
     version = code_version(step.name, step.prompt.version, step.fingerprint,
                            [p.label for p in step.providers])

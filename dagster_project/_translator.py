@@ -2,24 +2,25 @@
 
 Warehouse tables map to asset keys by layer (``raw_erp__orders`` is ``raw/erp/orders``,
 ``clean_order`` is ``clean/order``), so column lineage written in table names by the
-lower layers becomes asset lineage here without a second declaration.
+lower layers becomes asset lineage here without a second declaration. Subclass
+:class:`HeadwaterTranslator` and pass it to ``build_definitions`` to name things your
+way (as dagster-dlt's and dagster-sling's translators are subclassed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetKey
 
+from connectors import SourceIdentity
 from normalization import EntityMapping
+from pipelines.config import ConnectorConfig
 from pipelines.warehouse import raw_table_name
 
 _NOT_A_NAME = re.compile(r"[^A-Za-z0-9_]+")
-_URL_KINDS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql",
-              "mariadb": "mariadb", "mssql": "sqlserver", "oracle": "oracle", "db2": "db2"}
 
 
 def name_part(text: str) -> str:
@@ -27,54 +28,8 @@ def name_part(text: str) -> str:
     return _NOT_A_NAME.sub("_", text).strip("_").lower() or "_"
 
 
-def asset_key_for_table(table: str) -> AssetKey:
-    """The asset that materializes a warehouse table, by the table's layer prefix."""
-    if table.startswith("raw_") and "__" in table:
-        source, _, stream = table.removeprefix("raw_").partition("__")
-        return AssetKey(["raw", source, stream])
-    for prefix, layer in (("clean_", "clean"), ("quarantine_", "quarantine"),
-                          ("ref_", "reference"), ("context_", "context"),
-                          ("model_errors_", "model_errors"), ("model_", "model")):
-        if table.startswith(prefix):
-            return AssetKey([layer, table.removeprefix(prefix)])
-    return AssetKey(["warehouse", name_part(table)])
-
-
-def raw_key(connector: str, stream: str) -> AssetKey:
-    return asset_key_for_table(raw_table_name(connector, stream))
-
-
-def source_key(connector: str, spec: Mapping[str, Any], stream: Mapping[str, Any]) -> AssetKey:
-    """The external node for what a stream reads: a table, an endpoint or an operation."""
-    what = stream.get("table") or stream.get("path") or stream.get("operation") \
-        or stream.get("name", "query")
-    return AssetKey([connector, "source", name_part(str(what))])
-
-
-def source_kind(spec: Mapping[str, Any]) -> str:
-    """The technology of a source: its database for SQL URLs, else its connector kind."""
-    kind = spec.get("kind", "sql")
-    if kind == "sql" and "url" in spec:
-        backend = str(spec["url"]).split(":", 1)[0].split("+", 1)[0]
-        return _URL_KINDS.get(backend, backend)
-    return kind
-
-
 def warehouse_kind(url: str) -> str:
     return "duckdb" if url.startswith("duckdb") else "postgres"
-
-
-def source_system(mapping: EntityMapping) -> str:
-    """The source system an entity is cleaned from: its group in the UI."""
-    return mapping.source.removeprefix("raw_").partition("__")[0]
-
-
-def owners(spec: Mapping[str, Any]) -> list[str]:
-    return [str(owner) for owner in spec.get("owners", [])]
-
-
-def tags(spec: Mapping[str, Any]) -> dict[str, str]:
-    return {name_part(k): str(v) for k, v in dict(spec.get("tags", {})).items()}
 
 
 def code_version(*parts: Any) -> str:
@@ -82,9 +37,57 @@ def code_version(*parts: Any) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:12]
 
 
-def public_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A connector spec without credentials, addresses or its streams (each stream's
-    asset hashes its own declaration): what a stream's code version hashes."""
-    hidden = ("password", "secret", "token", "key", "url", "connection_string", "auth", "wsdl",
-              "base_url", "username", "streams")
-    return {k: v for k, v in spec.items() if not any(h in k for h in hidden)}
+class HeadwaterTranslator:
+    """How headwater's tables and sources appear in Dagster. Override any method."""
+
+    _LAYERS = (("clean_", "clean"), ("quarantine_", "quarantine"), ("ref_", "reference"),
+               ("context_", "context"), ("model_errors_", "model_errors"),
+               ("model_attempts_", "model_attempts"), ("model_", "model"))
+
+    def asset_key(self, table: str) -> AssetKey:
+        """The asset that materializes a warehouse table, by the table's layer prefix."""
+        if table.startswith("raw_") and "__" in table:
+            source, _, stream = table.removeprefix("raw_").partition("__")
+            return AssetKey(["raw", source, stream])
+        for prefix, layer in self._LAYERS:
+            if table.startswith(prefix):
+                return AssetKey([layer, table.removeprefix(prefix)])
+        return AssetKey(["warehouse", name_part(table)])
+
+    def raw_key(self, connector: str, stream: str) -> AssetKey:
+        return self.asset_key(raw_table_name(connector, stream))
+
+    def source_key(self, identity: SourceIdentity) -> AssetKey:
+        """The external node for what a stream reads: a table, an endpoint or an operation."""
+        what = identity.object
+        if identity.object_kind == "endpoint":  # "GET /api/tickets": the path names it
+            what = what.split(" ", 1)[-1]
+        return AssetKey([identity.system, "source", name_part(what)])
+
+    def connector_group(self, connector: ConnectorConfig) -> str:
+        """The group of a connector's source nodes and raw assets."""
+        return connector.name
+
+    def entity_group(self, mapping: EntityMapping) -> str:
+        """The group of an entity's clean and quarantine assets: its source system."""
+        return mapping.source.removeprefix("raw_").partition("__")[0]
+
+    def owners(self, connector: ConnectorConfig) -> list[str]:
+        return [str(owner) for owner in connector.settings.owners]
+
+    def tags(self, connector: ConnectorConfig) -> dict[str, str]:
+        return {name_part(k): str(v) for k, v in connector.settings.tags.items()}
+
+    def source_kind(self, identity: SourceIdentity) -> str:
+        """The technology shown as the source's kind tag."""
+        return {"postgresql": "postgres", "mssql": "sqlserver"}.get(identity.kind,
+                                                                    identity.kind)
+
+    def source_metadata(self, identity: SourceIdentity) -> dict[str, Any]:
+        """What a source node shows: system, kind, where, what (never credentials)."""
+        return {"system": identity.system, "kind": identity.kind,
+                "location": identity.location, identity.object_kind: identity.object}
+
+    def label(self, table: str) -> str:
+        """How lineage tables name a warehouse table: its asset key."""
+        return self.asset_key(table).to_user_string()

@@ -12,16 +12,18 @@ None of them carries row values: quarantine tables hold those, where access is c
 
 from __future__ import annotations
 
+from connectors import ConfigurationError, DataContractError, HeadwaterError
 
-class NormalizationError(Exception):
+
+class NormalizationError(HeadwaterError):
     """Base of every error raised by normalization."""
 
 
-class MappingError(NormalizationError):
+class MappingError(NormalizationError, ConfigurationError):
     """A mapping, schema or cleaner declaration is inconsistent; nothing ran."""
 
 
-class SourceShapeError(NormalizationError):
+class SourceShapeError(NormalizationError, DataContractError):
     """The raw data lacks columns the mapping reads, or has a type it cannot take."""
 
 

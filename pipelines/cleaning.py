@@ -6,21 +6,20 @@ clean tables are rebuilt from the landed rows every time, so fixing a mapping an
 again re-processes every quarantined row without touching a source;
 :func:`reprocess_quarantined` does the same for the quarantined rows alone.
 
-Which mappings run is configured in ``[normalization]``::
+Which mappings run is configured in ``[normalization]`` (nothing runs unless it names
+them)::
 
     [normalization]
-    mappings = "normalization.estate"   # MAPPINGS, REFERENCES, REFERENCE_FILES, PARTIES
-    reference_files = { fx_rates = "estate:fx_rates.csv" }   # overrides REFERENCE_FILES
+    mappings = ["my_estate.mappings"]     # modules: MAPPINGS, REFERENCES, REFERENCE_FILES,
+                                          # PARTIES
+    reference_files = { fx_rates = "data/fx_rates.csv" }   # overrides REFERENCE_FILES
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -37,8 +36,6 @@ from normalization import (
 )
 
 from .warehouse import Warehouse, quote
-
-DEFAULT_MAPPINGS = "normalization.estate"
 
 
 def clean_table(entity: str) -> str:
@@ -57,7 +54,7 @@ def reference_table(name: str) -> str:
 class NormalizationSpec:
     """What to normalize: mappings in order, where lookups read, and party resolution."""
 
-    mappings: tuple[EntityMapping, ...]
+    mappings: tuple[EntityMapping, ...] = ()
     references: Mapping[str, str] = field(default_factory=dict)  # lookup name -> table
     reference_files: Mapping[str, str] = field(default_factory=dict)  # name -> CSV location
     resolution: Resolution | None = None
@@ -70,23 +67,6 @@ class NormalizationSpec:
         raise ConfigurationError(f"no entity {entity!r}; entities: {known}")
 
 
-def load_spec(section: Mapping[str, Any] | None = None) -> NormalizationSpec:
-    """The spec configured in ``[normalization]`` (default: the demo estate's mappings)."""
-    section = section or {}
-    name = section.get("mappings", DEFAULT_MAPPINGS)
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        raise ConfigurationError(f"[normalization] mappings: cannot import {name!r} ({exc})"
-                                 ) from exc
-    mappings = getattr(module, "MAPPINGS", None)
-    if not mappings:
-        raise ConfigurationError(f"[normalization] mappings: {name!r} defines no MAPPINGS")
-    files = dict(section.get("reference_files", getattr(module, "REFERENCE_FILES", {})))
-    return NormalizationSpec(tuple(mappings), dict(getattr(module, "REFERENCES", {})), files,
-                             getattr(module, "PARTIES", None))
-
-
 @dataclass
 class CleanRun:
     """What one normalization run did, entity by entity."""
@@ -95,6 +75,7 @@ class CleanRun:
     results: list[NormalizeResult] = field(default_factory=list)
     parties: ResolvedParties | None = None
     references: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # why an entity or step did not run
 
     @property
     def over_threshold(self) -> list[NormalizeResult]:
@@ -116,15 +97,11 @@ def land_reference_file(warehouse: Warehouse, name: str, location: str) -> int:
 
 
 def _read_csv(location: str) -> pa.Table:
-    if location.startswith("estate:"):
-        text = resources.files("pipelines.estate").joinpath(location.removeprefix("estate:"))
-        content = text.read_bytes()
-    else:
-        try:
-            content = Path(location).read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the reference file {location!r}: {exc}"
-                                     ) from exc
+    try:
+        content = Path(location).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the reference file {location!r}: "
+                                 f"{exc.strerror}") from None
     return pl.read_csv(content, infer_schema=False).to_arrow()
 
 
@@ -167,6 +144,9 @@ def clean_all(warehouse: Warehouse, spec: NormalizationSpec, *, run_id: str,
     landed = set(warehouse.tables())
     chosen = [spec.mapping(e) for e in entities] if entities else [
         m for m in spec.mappings if m.source in landed]
+    run.skipped += [f"entity {m.entity!r} skipped: its raw table {m.source} is not landed yet "
+                    "(headwater run)" for m in spec.mappings
+                    if not entities and m.source not in landed]
     for mapping in chosen:
         result = clean_entity(warehouse, mapping, spec, run_id=run_id)
         run.results.append(result)
@@ -174,6 +154,10 @@ def clean_all(warehouse: Warehouse, spec: NormalizationSpec, *, run_id: str,
             on_result(result)
     if spec.resolution is not None:
         run.parties = resolve_parties(warehouse, spec.resolution)
+        if run.parties is None:
+            run.skipped.append(f"party resolution {spec.resolution.name!r} skipped: it needs "
+                               "the clean tables of "
+                               f"{[s.entity for s in spec.resolution.sources]}")
     return run
 
 

@@ -1,6 +1,8 @@
 """The ``headwater`` command line.
 
-Exit status: 0 on success, 1 with a one-line reason on failure, 2 on usage errors.
+Exit status: 0 on success, 1 with a one-line reason per failure, 2 on usage errors,
+130 when interrupted. A command over several connectors or streams goes on past one
+that fails and lists the failures at the end.
 """
 
 from __future__ import annotations
@@ -10,15 +12,10 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from connectors import (
-    ConfigurationError,
-    HeadwaterError,
-    RedactingFilter,
-    redact,
-)
+from connectors import ConfigurationError, HeadwaterError, RedactingFilter, redact
 
 if TYPE_CHECKING:
     from normalization import NormalizeResult
@@ -34,6 +31,40 @@ if TYPE_CHECKING:
 # (about 0.8 s) only for themselves.
 
 
+class Failures:
+    """Failures of a command that goes on past them: printed as they happen, counted
+    for the exit status, listed again at the end."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, where: str, exc: BaseException) -> None:
+        reason = describe_error(exc)
+        self.items.append((where, reason))
+        print(f"headwater: error: {where}: {reason}", file=sys.stderr, flush=True)
+
+    def status(self, total: int, what: str) -> int:
+        """The exit status; with more than one item, a last line listing the failed."""
+        if not self.items:
+            return 0
+        if total > 1:
+            listing = "; ".join(where for where, _ in self.items)
+            print(f"headwater: {len(self.items)} of {total} {what} failed: {listing}",
+                  file=sys.stderr)
+        return 1
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failure: headwater's own errors as they are, others with their
+    type (a traceback with ``HEADWATER_DEBUG=1``)."""
+    if os.environ.get("HEADWATER_DEBUG"):
+        traceback.print_exception(exc)
+    if isinstance(exc, HeadwaterError):
+        return redact(str(exc))
+    detail = redact(str(exc).splitlines()[0] if str(exc) else "")
+    return f"{type(exc).__name__}: {detail} (set HEADWATER_DEBUG=1 for the traceback)"
+
+
 def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | None]]:
     """``connector`` or ``connector.stream`` arguments as (connector, stream|None) pairs."""
     if not targets:
@@ -41,64 +72,75 @@ def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | No
     chosen = []
     for target in targets:
         connector, _, stream = target.partition(".")
-        if connector not in config.connectors:
-            known = ", ".join(config.connector_names()) or "(none)"
-            raise ConfigurationError(
-                f"no connector {connector!r} in {config.origin}; connectors: {known}"
-            )
+        config.connector(connector)  # names the known ones if unknown
         chosen.append((connector, stream or None))
     return chosen
 
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
-    from .config import build_connector
-
-    for name, _ in _targets(config, args.targets):
-        with build_connector(name, config.connectors[name]) as connector:
-            connector.check()
-            where = getattr(connector, "where", "")
-            print(f"{name}: ok {where}".rstrip())
-    return 0
+    failures = Failures()
+    targets = _targets(config, args.targets)
+    for name, _ in targets:
+        try:
+            with config.build_connector(name) as connector:
+                connector.check()
+                where = getattr(connector, "where", "")
+                print(f"{name}: ok {where}".rstrip(), flush=True)
+        except (HeadwaterError, OSError) as exc:
+            failures.add(name, exc)
+    return failures.status(len(targets), "connectors")
 
 
 def cmd_discover(config: Config, args: argparse.Namespace) -> int:
-    from .config import build_connector
-
-    for name, only in _targets(config, args.targets):
-        with build_connector(name, config.connectors[name]) as connector:
-            for stream in connector.discover():
-                if only and stream.name != only:
-                    continue
-                cursor = f", cursor {stream.cursor_field}" if stream.cursor_field else ""
-                print(f"{name}.{stream.name} (primary key {', '.join(stream.primary_key)}"
-                      f"{cursor})")
-                for field in stream.schema or []:
-                    print(f"    {field.name}: {field.type}")
-    return 0
+    failures = Failures()
+    targets = _targets(config, args.targets)
+    for name, only in targets:
+        try:
+            with config.build_connector(name) as connector:
+                for stream in connector.discover():
+                    if only and stream.name != only:
+                        continue
+                    cursor = f", cursor {stream.cursor_field}" if stream.cursor_field else ""
+                    print(f"{name}.{stream.name} (primary key "
+                          f"{', '.join(stream.primary_key)}{cursor})")
+                    for field in stream.schema or []:
+                        print(f"    {field.name}: {field.type}")
+        except HeadwaterError as exc:
+            failures.add(name, exc)
+    return failures.status(len(targets), "connectors")
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    from .config import build_connector
     from .progress import Progress
     from .runner import new_run_id, run_stream
     from .warehouse import open_warehouse
 
     run_id = new_run_id()
     progress = Progress(sys.stderr)
-    total = 0
+    total, streams_run = 0, 0
+    failures = Failures()
     with open_warehouse(config.warehouse_url) as warehouse:
-        print(f"run {run_id} into {warehouse.url}")
+        print(f"run {run_id} into {warehouse.url}", flush=True)
         for name, only in _targets(config, args.targets):
-            with build_connector(name, config.connectors[name]) as connector:
-                streams = [only] if only else [s.name for s in connector.streams or
-                                               connector.discover()]
-                for stream in streams:
-                    result = run_stream(connector, stream, warehouse, run_id=run_id,
-                                        progress=progress)
-                    total += result.rows
-                    print(_summary(result, warehouse))
+            try:
+                with config.build_connector(name) as connector:
+                    names = [only] if only else [s.name for s in connector.streams or
+                                                 connector.discover()]
+                    for stream in names:
+                        streams_run += 1
+                        try:
+                            result = run_stream(connector, stream, warehouse, run_id=run_id,
+                                                progress=progress)
+                        except HeadwaterError as exc:
+                            failures.add(f"{name}.{stream}", exc)
+                            continue
+                        total += result.rows
+                        print(_summary(result, warehouse), flush=True)
+            except HeadwaterError as exc:
+                streams_run += 1
+                failures.add(name, exc)
     print(f"done: {total:,} rows landed")
-    return 0
+    return failures.status(streams_run, "streams")
 
 
 def _summary(result: StreamResult, warehouse: Warehouse) -> str:
@@ -135,61 +177,88 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_estate(config: Config, args: argparse.Namespace) -> int:
-    from .demo import build_estate
-
-    build_estate(config, args.orders, args.force)
+def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    """Every stage in order; a failed stage stops the ones after it."""
+    args.targets, args.entities, args.quarantined, args.names = [], [], False, []
+    for stage in (cmd_run, cmd_normalize, cmd_context, cmd_model):
+        status = stage(config, args)
+        if status:
+            return status
     return 0
 
 
-def cmd_demo(config: Config, args: argparse.Namespace) -> int:
-    from .demo import build_estate
-
-    build_estate(config, args.orders, force=False)
-    args.targets = []
-    cmd_run(config, args)
-    args.entities, args.quarantined = [], False
-    cmd_normalize(config, args)
-    cmd_context(config, args)
-    return cmd_model(config, args)
+def _chosen(declared: dict[str, Any], names: Sequence[str], what: str, origin: str
+            ) -> list[Any]:
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise ConfigurationError(f"no {what} {unknown[0]!r} in {origin}; {what}s: "
+                                 f"{', '.join(declared) or '(none declared)'}")
+    return [declared[n] for n in names] if names else list(declared.values())
 
 
 def cmd_context(config: Config, args: argparse.Namespace) -> int:
-    from .context import ACCOUNT_CONTEXT, build_contexts
+    if not config.contexts:
+        print(f"no contexts declared in {config.origin}: nothing to build "
+              "(declare [contexts.<name>])")
+        return 0
+    from .context import build_contexts
     from .runner import new_run_id
     from .warehouse import open_warehouse
 
+    specs = {spec.name: spec for spec in config.context_specs()}
+    chosen = _chosen(specs, args.names, "context", config.origin)
+    failures = Failures()
     with open_warehouse(config.warehouse_url) as warehouse:
-        built = build_contexts(warehouse, ACCOUNT_CONTEXT, new_run_id()).metadata()
-    print(f"{ACCOUNT_CONTEXT.table}: {built['contexts']:,} contexts, {built['trimmed']:,} "
-          f"trimmed to {built['budget_tokens']:,} tokens, {built['provenance_entries']:,} "
-          f"source records ({built['seconds']:.2f}s)")
-    return 0
+        for spec in chosen:
+            try:
+                built = build_contexts(warehouse, spec, new_run_id()).metadata()
+            except HeadwaterError as exc:
+                failures.add(f"context {spec.name}", exc)
+                continue
+            print(f"{spec.table}: {built['contexts']:,} contexts, {built['trimmed']:,} trimmed "
+                  f"to {built['budget_tokens']:,} tokens, {built['provenance_entries']:,} "
+                  f"source records ({built['seconds']:.2f}s)")
+    return failures.status(len(chosen), "contexts")
 
 
 def cmd_model(config: Config, args: argparse.Namespace) -> int:
-    from .models import run_model_step
-    from .models.estate import account_health_step
+    if not config.models:
+        print(f"no model steps declared in {config.origin}: nothing to run "
+              "(declare [models.<name>])")
+        return 0
+    from .models import ModelStepFailed, run_model_step
     from .runner import new_run_id
     from .warehouse import open_warehouse
 
-    step = account_health_step()
+    steps = {step.name: step for step in config.model_steps()}
+    chosen = _chosen(steps, args.names, "model step", config.origin)
+    failures = Failures()
     with open_warehouse(config.warehouse_url) as warehouse:
-        ran = run_model_step(warehouse, step, new_run_id()).metadata()
-    served = ", ".join(f"{n:,} by {name}" for name, n in ran["served_by"].items()) or "none"
-    print(f"{step.output_table}: {ran['rows']:,} answers ({served}), {ran['errors']:,} "
-          f"errors, {ran['cache_hits']:,} from cache ({ran['cache_hit_rate']:.0%}), "
-          f"{ran['calls']:,} model calls, cost {ran['cost']:.4f}, "
-          f"p95 {ran['latency_ms_p95']:.0f} ms")
-    return 0
+        for step in chosen:
+            try:
+                ran = run_model_step(warehouse, step, new_run_id()).metadata()
+            except (HeadwaterError, ModelStepFailed) as exc:
+                failures.add(f"model {step.name}", exc)
+                continue
+            served = ", ".join(f"{n:,} by {name}" for name, n in ran["served_by"].items()) \
+                or "none"
+            print(f"{step.output_table}: {ran['rows']:,} answers ({served}), "
+                  f"{ran['errors']:,} errors, {ran['cache_hits']:,} from cache "
+                  f"({ran['cache_hit_rate']:.0%}), {ran['calls']:,} model calls, cost "
+                  f"{ran['cost']:.4f}, p95 {ran['latency_ms_p95']:.0f} ms")
+    return failures.status(len(chosen), "model steps")
 
 
 def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
-    from .cleaning import clean_all, load_spec
+    if not config.normalization.mappings:
+        print(f"no mappings declared in {config.origin}: nothing to normalize "
+              "(declare [normalization] mappings = [\"package.module\"])")
+        return 0
+    from .cleaning import clean_all
     from .runner import new_run_id
     from .warehouse import open_warehouse
 
-    spec = load_spec(config.normalization)
+    spec = config.normalization_spec()
     run_id = new_run_id()
     with open_warehouse(config.warehouse_url) as warehouse:
         print(f"normalize {run_id} in {warehouse.url}")
@@ -199,16 +268,16 @@ def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
                         on_result=lambda result: print(_clean_summary(result)))
     if run.parties is not None:
         parties = run.parties
-        print(f"{spec.resolution.name}: {parties.parties:,} resolved from "
+        print(f"{spec.resolution.name}: {parties.parties:,} resolved from "  # type: ignore[union-attr]
               f"{parties.crosswalk.num_rows:,} records ({parties.linked_by_key:,} "
               f"linked by key, {parties.linked_by_name:,} by name, "
               f"{parties.ambiguous_names:,} ambiguous names left apart)")
-    errors = [r.threshold_error() for r in run.over_threshold]
-    for error in errors[1:]:
-        print(f"headwater: error: {error}", file=sys.stderr)
-    if errors:
-        raise errors[0]
-    return 0
+    for skipped in run.skipped:
+        print(f"headwater: warning: {skipped}", file=sys.stderr)
+    failures = Failures()
+    for result in run.over_threshold:
+        failures.add(result.entity, result.threshold_error())  # type: ignore[arg-type]
+    return failures.status(len(run.results), "entities")
 
 
 def _reprocess(warehouse: Warehouse, spec: NormalizationSpec, entities: list[str], run_id: str
@@ -246,15 +315,14 @@ def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
 def cmd_lineage(config: Config, args: argparse.Namespace) -> int:
     from normalization import render_lineage
 
-    from .cleaning import load_spec
-    from .context import ACCOUNT_CONTEXT
-    from .lineage import LineageCatalog, landings_of, render_trace
-    from .models.estate import account_health_step
+    from .lineage import catalog_of, render_trace
 
-    spec = load_spec(config.normalization)
-    catalog = LineageCatalog(spec.mappings, [ACCOUNT_CONTEXT], [account_health_step()],
-                             landings_of(config.connectors))
-    for target in args.targets or [m.entity for m in spec.mappings]:
+    catalog = catalog_of(config)
+    if not catalog.tables:
+        print(f"no mappings, contexts or model steps declared in {config.origin}: no lineage "
+              "to show")
+        return 0
+    for target in args.targets or list(catalog.tables):
         table, column = catalog.resolve(target)
         if column is None:
             print(render_lineage(catalog.columns(table)))
@@ -267,9 +335,13 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="headwater", description=__doc__.splitlines()[0])
     top.add_argument("--config", help="config file (default: $HEADWATER_CONFIG, "
                      "./headwater.toml, then the embedded demo)")
+    top.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE",
+                     help="override one setting of the file, e.g. --set "
+                          "connectors.erp.chunk_size=5000 (repeatable)")
     sub = top.add_subparsers(dest="command", required=True)
     for name, fn, text in [
-        ("check", cmd_check, "probe connectivity and credentials"),
+        ("check", cmd_check, "probe connectivity and credentials (all connectors by default)"),
         ("discover", cmd_discover, "list streams with their columns and types"),
         ("run", cmd_run, "land streams in the warehouse (all by default)"),
     ]:
@@ -280,14 +352,9 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("action", choices=["show", "reset"])
     state.add_argument("targets", nargs="*", metavar="connector[.stream]")
     state.set_defaults(fn=cmd_state)
-    estate = sub.add_parser("estate", help="build the demo legacy estate")
-    estate.add_argument("what", choices=["build"])
-    estate.add_argument("--orders", type=int, help="orders in the demo ERP")
-    estate.add_argument("--force", action="store_true", help="rebuild if it exists")
-    estate.set_defaults(fn=cmd_estate)
-    demo = sub.add_parser("demo", help="build the demo ERP if needed, land the estate, "
-                          "normalize it and run the model step over its contexts")
-    demo.add_argument("--orders", type=int, help="orders in the demo ERP")
+    demo = sub.add_parser("demo", help="every stage in order: land, normalize, build the "
+                          "contexts and run the model steps (the embedded demo when no "
+                          "configuration is given)")
     demo.set_defaults(fn=cmd_demo)
     normalize = sub.add_parser("normalize", help="clean landed raw tables into entities "
                                "and quarantine (all by default)")
@@ -295,12 +362,16 @@ def parser() -> argparse.ArgumentParser:
     normalize.add_argument("--quarantined", action="store_true",
                            help="re-process only the rows now in quarantine")
     normalize.set_defaults(fn=cmd_normalize)
-    for name, fn, text in [
-        ("context", cmd_context, "build context documents from the clean tables"),
-        ("model", cmd_model, "run the model steps over their contexts"),
+    for name, fn, text, metavar in [
+        ("context", cmd_context, "build the declared context documents (all by default)",
+         "context"),
+        ("model", cmd_model, "run the declared model steps over their contexts (all by "
+         "default)", "step"),
     ]:
-        sub.add_parser(name, help=text).set_defaults(fn=fn)
-    lineage = sub.add_parser("lineage", help="show where clean columns come from")
+        p = sub.add_parser(name, help=text)
+        p.add_argument("names", nargs="*", metavar=metavar)
+        p.set_defaults(fn=fn)
+    lineage = sub.add_parser("lineage", help="show where columns come from")
     lineage.add_argument("targets", nargs="*", metavar="table[.column]",
                          help="an entity, context or model table, or its asset: order, "
                               "clean/order.total, model/account_health.cited_sources; a "
@@ -323,42 +394,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from ._lean import skip_pandas_probe
         from .config import load_config
-        from .demo import serving_estate
 
-        config = load_config(args.config)
+        config = load_config(args.config, args.overrides)
         if args.fn in _HOLD_NO_DATA_FRAMES:
             skip_pandas_probe()
-        if args.fn not in _USES_SOURCES:
-            return args.fn(config, args)
-        with serving_estate(config) as served:
-            return args.fn(served, args)
+        return args.fn(config, args)
     except HeadwaterError as exc:
-        print(f"headwater: error: {exc}", file=sys.stderr)
+        print(f"headwater: error: {describe_error(exc)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("headwater: interrupted; the next run resumes from the last checkpoint",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
-        if _is_normalization_error(exc):
-            print(f"headwater: error: {exc}", file=sys.stderr)
-            return 1
-        if os.environ.get("HEADWATER_DEBUG"):
-            traceback.print_exc()
-        detail = redact(str(exc).splitlines()[0] if str(exc) else "")
-        print(f"headwater: error: {type(exc).__name__}: {detail} "
-              "(set HEADWATER_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"headwater: error: {describe_error(exc)}", file=sys.stderr)
     return 1
 
 
-def _is_normalization_error(exc: Exception) -> bool:
-    """Whether ``exc`` is one of normalization's own (one line, no traceback); checked
-    without importing normalization, which only a command that used it has loaded."""
-    normalization = sys.modules.get("normalization")
-    return normalization is not None and isinstance(exc, normalization.NormalizationError)
-
-
-_USES_SOURCES = (cmd_check, cmd_discover, cmd_run, cmd_demo)
-_HOLD_NO_DATA_FRAMES = (cmd_check, cmd_discover, cmd_run, cmd_state)
+_HOLD_NO_DATA_FRAMES: tuple[Callable[..., int], ...] = (cmd_check, cmd_discover, cmd_run,
+                                                         cmd_state)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,33 +1,37 @@
 """Context documents: what a model step reads about one entity, with where it came from.
 
-The demo's context is one document per CRM account that entity resolution placed in a
-party (``clean_party_xref``): the account, the party's ERP customers with a summary and
-the details of their orders, the account's open tickets and the party's late shipments
-(not delivered ``late_after_days`` after shipping, or in ``EXCEPTION``). Every item
-carries a ``source_id`` (``ticket:59``) that a model cites; the row's ``provenance``
-lists every clean record the document was built from, with the source, stream, run and
-extraction time it was landed with, so an answer leads back to the source rows.
+A context is declared, not coded (:class:`ContextSpec`): a **root** entity (one document
+per clean row of it), **sections** of related clean records, each linked to the root by
+key (``on``), through the resolved parties (``through_parties``) or through another
+section (``via``), filtered (``where``), ordered most important first (``order_by``) and
+cut to the fields it contributes; **summaries** aggregate a section before trimming; and
+**constants** are copied into every document. Filters, orderings and aggregates are SQL
+expressions over the clean table's columns (run by polars; ``as_of``, the time the
+context is judged at, is available as a column, and ``{name}`` is replaced by a
+constant), or polars expressions when declared in Python.
 
-Size is bounded. A document over its token budget loses items from the list sections
-named in ``ContextSpec.priorities``, first section first, each losing its least
-important items first (lists are ordered most important first); summaries and counts are
-never trimmed, so a trimmed document still says how many items there were. What was
-dropped is recorded in ``trimmed``. Tokens are estimated by :func:`estimate_tokens`.
+Every item carries a ``source_id`` (``ticket:59``) that a model cites; the row's
+``provenance`` lists every clean record behind the document with the source, stream,
+run and extraction time it was landed with, so an answer leads back to the source rows.
+
+Size is bounded. A document over its token budget loses items from the sections named
+in ``priorities``, first section first, each losing its last (least important) items
+first; summaries and counts are never trimmed, so a trimmed document still says how many
+items there were. What was dropped is recorded in ``trimmed``. Tokens are estimated by
+:func:`estimate_tokens`.
 
 The document is canonical JSON and holds nothing that changes without the data changing
-(no run ids, no extraction times, no wall-clock time), so its ``content_hash`` is stable
-across reruns and the model cache can trust it. "Late" is judged at ``as_of``: by default
-the latest shipment update the logistics feed reported, not the clock.
+(no run ids, extraction times or wall-clock time), so its ``content_hash`` is stable
+across reruns and the model cache can trust it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,63 +44,218 @@ from ._canonical import canonical_json, content_hash, estimate_tokens
 from .warehouse import Warehouse
 
 CONTEXT_SCHEMA = pa.schema([
-    ("context_id", pa.string()), ("party_id", pa.string()), ("account_id", pa.string()),
+    ("context_id", pa.string()), ("party_id", pa.string()),
     ("document", pa.string()), ("provenance", pa.string()), ("content_hash", pa.string()),
     ("tokens", pa.int64()), ("trimmed", pa.string()),
     ("as_of", pa.timestamp("us", tz="UTC")), ("run_id", pa.string()),
 ])
-TRIMMABLE_SECTIONS = ("orders", "open_tickets", "late_shipments")
-_TICKET_URGENCY = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-_OPEN_ORDER_STATUSES = ("new", "on_hold")
-# The clean columns each document section copies, by table; pipelines.lineage declares
-# the context's column lineage from these, so the two cannot drift apart.
-DOCUMENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "clean_account": ("account_id", "name", "industry", "country", "annual_revenue"),
-    "clean_customer": ("customer_no", "name", "active", "credit_limit", "region", "opened_on"),
-    "clean_order": ("order_no", "ordered_on", "shipped_on", "status", "total"),
-    "clean_ticket": ("ticket_id", "subject", "status", "priority", "opened_at"),
-    "clean_shipment": ("shipment_id", "status", "shipped_at", "origin", "destination",
-                       "declared_value_eur"),
-}
-# Clean columns that choose or shape what goes in, without being copied as they are.
-SELECTING_FIELDS: dict[str, tuple[str, ...]] = {
-    "clean_account": ("tags",),
-    "clean_ticket": ("is_open",),
-    "clean_shipment": ("delivered_at",),
-    "clean_party_xref": ("party_id", "system", "source_key"),
-}
-_NEEDED = ("clean_party_xref", *DOCUMENT_FIELDS)
+PROVENANCE_FIELDS = ("_hw_source", "_hw_stream", "_hw_extracted_at", "_hw_run_id")
+AS_OF_COLUMN = "as_of"
+_ORDINAL = "_hw_ordinal"
+_ROOT = "_hw_root"
+
+# An expression: SQL text over the clean table's columns, a polars expression, or (for
+# filters) a function of ``as_of`` returning one.
+Expression = str | pl.Expr
+Filter = str | pl.Expr | Callable[[dt.datetime | None], pl.Expr]
 
 
 def context_table(name: str) -> str:
     return f"context_{name}"
 
 
+def clean_table(entity: str) -> str:
+    return f"clean_{entity}"
+
+
 @dataclass(frozen=True)
-class ContextSpec:
-    """A context declared as data: its name (table ``context_<name>``), its token budget,
-    and which list sections lose items first when a document is over budget."""
+class Root:
+    """The entity a context describes: one document per clean row of ``entity``,
+    identified by ``key``; ``parties`` names its system in the party crosswalk, for
+    sections linked ``through_parties``."""
+
+    entity: str
+    key: str
+    fields: tuple[str, ...]
+    parties: str | None = None
+    where: Filter | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A list of related clean records in each document.
+
+    Exactly one link: ``on`` maps this entity's columns to the root's (``{"account_id":
+    "account_id"}``); ``through_parties`` is ``(system, column)``: the records whose
+    ``column`` is a record key of the root's party in ``system``; ``via`` is
+    ``(section, {column: that section's column})``: the records linked to the items of an
+    earlier section.
+    """
 
     name: str
-    budget: int
-    priorities: tuple[str, ...] = ("orders", "late_shipments", "open_tickets")
-    late_after_days: int = 7
-    as_of: dt.datetime | None = None  # None: the latest shipment update in the data
+    entity: str
+    key: str
+    fields: tuple[str, ...]
+    on: Mapping[str, str] | None = None
+    through_parties: tuple[str, str] | None = None
+    via: tuple[str, Mapping[str, str]] | None = None
+    where: Filter | None = None
+    order_by: tuple[Expression, ...] = ()
+    descending: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = set(self.priorities) - set(TRIMMABLE_SECTIONS)
-        if unknown or self.budget < 1 or self.late_after_days < 0:
+        links = [x for x in (self.on, self.through_parties, self.via) if x is not None]
+        if len(links) != 1:
             raise ConfigurationError(
-                f"context {self.name!r}: budget must be positive, late_after_days not negative, "
-                f"and priorities must name sections of {TRIMMABLE_SECTIONS} "
-                f"(unknown: {sorted(unknown)})")
+                f"section {self.name!r}: give exactly one link: on = {{column = "
+                f"\"root column\"}}, through_parties = {{system = ..., column = ...}} or "
+                f"via = {{section = ..., on = {{...}}}} ({len(links)} given)")
+        if self.descending and len(self.descending) != len(self.order_by):
+            raise ConfigurationError(f"section {self.name!r}: descending needs one flag per "
+                                     "order_by expression")
+
+    @property
+    def link_columns(self) -> tuple[str, ...]:
+        if self.on is not None:
+            return tuple(self.on)
+        if self.through_parties is not None:
+            return (self.through_parties[1],)
+        assert self.via is not None
+        return tuple(self.via[1])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregates of one section's items, before trimming (``{"total": "sum(total)"}``)."""
+
+    name: str
+    section: str
+    values: Mapping[str, Expression]
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    """A context declared as data (see the module docstring): table ``context_<name>``.
+
+    ``as_of`` is the time the data is judged at: a fixed instant, ``"entity.column"``
+    (the latest value of that clean column) or ``None``. ``parties`` names the party
+    resolution whose crosswalk (``clean_<parties>_xref``) ``through_parties`` links read.
+    """
+
+    name: str
+    root: Root
+    sections: tuple[Section, ...] = ()
+    summaries: tuple[Summary, ...] = ()
+    budget: int = 1000
+    priorities: tuple[str, ...] = ()
+    as_of: dt.datetime | str | None = None
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    parties: str = "party"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        problems = []
+        names = [s.name for s in self.sections]
+        if self.budget < 1:
+            problems.append("budget must be positive")
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            problems.append(f"sections {duplicated} are declared twice")
+        unknown = sorted(set(self.priorities) - set(names))
+        if unknown:
+            problems.append(f"priorities name no section: {unknown} (sections: {names})")
+        for index, section in enumerate(self.sections):
+            if section.via is not None and section.via[0] not in names[:index]:
+                problems.append(f"section {section.name!r} is linked via "
+                                f"{section.via[0]!r}, which must be an earlier section")
+            if section.through_parties is not None and self.root.parties is None:
+                problems.append(f"section {section.name!r} is linked through parties: give "
+                                "the root its system in the crosswalk (root parties = ...)")
+        for summary in self.summaries:
+            if summary.section not in names:
+                problems.append(f"summary {summary.name!r} reads no section "
+                                f"{summary.section!r} (sections: {names})")
+        if isinstance(self.as_of, str) and "." not in self.as_of:
+            problems.append(f"as_of {self.as_of!r} must be \"entity.column\"")
+        if problems:
+            raise ConfigurationError(f"context {self.name!r}: {'; '.join(problems)}")
 
     @property
     def table(self) -> str:
         return context_table(self.name)
 
+    @property
+    def crosswalk(self) -> str:
+        return clean_table(f"{self.parties}_xref")
 
-ACCOUNT_CONTEXT = ContextSpec(name="account", budget=800)
+    def tables(self) -> list[str]:
+        """The clean tables a build reads."""
+        tables = [clean_table(self.root.entity)]
+        tables += [clean_table(s.entity) for s in self.sections]
+        if isinstance(self.as_of, str):
+            tables.append(clean_table(self.as_of.partition(".")[0]))
+        if any(s.through_parties for s in self.sections):
+            tables.append(self.crosswalk)
+        return list(dict.fromkeys(tables))
+
+    def columns_read(self) -> dict[str, list[str]]:
+        """Per clean table, the columns that shape the documents: copied fields, link
+        keys, and the columns of filters, orderings and aggregates."""
+        read: dict[str, list[str]] = defaultdict(list)
+        root = clean_table(self.root.entity)
+        read[root] += [self.root.key, *self.root.fields, *_names(self.root.where, self)]
+        for section in self.sections:
+            table = clean_table(section.entity)
+            read[table] += [section.key, *section.link_columns, *section.fields,
+                            *_names(section.where, self)]
+            for expression in section.order_by:
+                read[table] += _names(expression, self)
+            if section.on is not None:
+                read[root] += list(section.on.values())
+            if section.through_parties is not None:
+                read[self.crosswalk] += ["party_id", "system", "source_key"]
+        for summary in self.summaries:
+            entity = next(s.entity for s in self.sections if s.name == summary.section)
+            for expression in summary.values.values():
+                read[clean_table(entity)] += _names(expression, self)
+        if isinstance(self.as_of, str):
+            entity, _, column = self.as_of.partition(".")
+            read[clean_table(entity)].append(column)
+        return {t: [c for c in dict.fromkeys(cs) if c != AS_OF_COLUMN]
+                for t, cs in read.items()}
+
+
+def _expression(value: Expression | Filter, spec: ContextSpec, as_of: Any = None) -> pl.Expr:
+    if isinstance(value, pl.Expr):
+        return value
+    if isinstance(value, str):
+        try:
+            return pl.sql_expr(value.format(**spec.constants))
+        except (KeyError, IndexError) as exc:
+            raise ConfigurationError(f"context {spec.name!r}: {value!r} names {exc}, which is "
+                                     f"not a constant ({sorted(spec.constants)})") from None
+        except Exception as exc:  # polars' SQL parser raises several kinds
+            raise ConfigurationError(f"context {spec.name!r}: cannot read the SQL expression "
+                                     f"{value!r} ({str(exc).splitlines()[0]})") from None
+    return value(as_of)
+
+
+def _names(value: Expression | Filter | None, spec: ContextSpec) -> list[str]:
+    if value is None:
+        return []
+    if callable(value) and not isinstance(value, pl.Expr):
+        value = value(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    return _expression(value, spec).meta.root_names()
+
+
+def _ordering(text: Expression, spec: ContextSpec) -> tuple[pl.Expr, bool]:
+    """An ``order_by`` item: an expression and whether it sorts descending (SQL text
+    may end in ``DESC`` or ``ASC``)."""
+    if isinstance(text, str):
+        words = text.rsplit(None, 1)
+        if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+            return _expression(words[0], spec), words[1].upper() == "DESC"
+    return _expression(text, spec), False
 
 
 @dataclass
@@ -153,127 +312,202 @@ def trim_to_budget(document: dict[str, Any], budget: int, priorities: Iterable[s
 
 def provenance_entry(entity: str, key: object, row: Mapping[str, Any]) -> dict[str, Any]:
     """Where one clean record came from, from its ``_hw_*`` columns."""
-    extracted = row["_hw_extracted_at"]
-    return {"source_id": f"{entity}:{key}", "source_table": f"clean_{entity}",
-            "source_key": str(key), "source": row["_hw_source"], "stream": row["_hw_stream"],
+    extracted = row.get("_hw_extracted_at")
+    return {"source_id": f"{entity}:{key}", "source_table": clean_table(entity),
+            "source_key": str(key), "source": row.get("_hw_source"),
+            "stream": row.get("_hw_stream"),
             "extracted_at": extracted.astimezone(dt.UTC).isoformat() if extracted else None,
-            "run_id": row["_hw_run_id"]}
+            "run_id": row.get("_hw_run_id")}
 
 
-def context_row(context_id: str, party_id: str | None, account_id: str,
-                document: dict[str, Any], provenance: list[dict[str, Any]], spec: ContextSpec,
+def context_row(context_id: str, party_id: str | None, document: dict[str, Any],
+                provenance: list[dict[str, Any]], spec: ContextSpec,
                 as_of: dt.datetime | None, run_id: str) -> dict[str, Any]:
     """One row of a context table: the document trimmed to budget, hashed and sized."""
     text, trimmed = trim_to_budget(document, spec.budget, spec.priorities)
-    return {"context_id": context_id, "party_id": party_id, "account_id": account_id,
-            "document": text, "provenance": canonical_json(provenance),
-            "content_hash": content_hash(text), "tokens": estimate_tokens(text),
-            "trimmed": canonical_json(trimmed), "as_of": as_of, "run_id": run_id}
+    return {"context_id": context_id, "party_id": party_id, "document": text,
+            "provenance": canonical_json(provenance), "content_hash": content_hash(text),
+            "tokens": estimate_tokens(text), "trimmed": canonical_json(trimmed),
+            "as_of": as_of, "run_id": run_id}
 
 
 def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str) -> ContextRun:
-    """Build one account context per CRM account from the clean tables and replace
+    """Build one document per root row from the clean tables and replace
     ``context_<name>`` whole. Run after normalization (``headwater normalize``)."""
     started = time.perf_counter()
     present = set(warehouse.tables())
-    missing = [t for t in _NEEDED if t not in present]
+    missing = [t for t in spec.tables() if t not in present]
     if missing:
-        raise ConfigurationError(f"context {spec.name!r} reads {missing}, which the warehouse "
-                                 "lacks: land and normalize the estate first (headwater demo)")
-    frames = {t: pl.from_arrow(warehouse.read_table(t)) for t in _NEEDED}
-    shipments = frames["clean_shipment"]
-    as_of = spec.as_of or (shipments.get_column("updated_at").max() if shipments.height else None)
-    sections = _Sections(frames, spec, as_of)
-    rows = [context_row(account["account_id"], sections.party_of.get(account["account_id"]),
-                        account["account_id"], document, provenance, spec, as_of, run_id)
-            for account, (document, provenance) in sections.documents()]
+        raise ConfigurationError(
+            f"context {spec.name!r} reads {missing}, which the warehouse lacks: land and "
+            "normalize their sources first (headwater run, headwater normalize)")
+    frames = {t: _in_utc(pl.from_arrow(warehouse.read_table(t))) for t in spec.tables()}
+    _check_columns(spec, frames)
+    as_of = _as_of(spec, frames)
+    rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
+            for context_id, party, document, provenance in _Documents(spec, frames, as_of)]
     table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
     warehouse.replace_tables({spec.table: table})
     return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started)
 
 
-@dataclass
-class _Sections:
-    """The clean records grouped by the account or party they belong to."""
-
-    frames: dict[str, pl.DataFrame]
-    spec: ContextSpec
-    as_of: dt.datetime | None
-    party_of: dict[str, str] = field(init=False)
-    members: dict[tuple[str, str], list[str]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.party_of, self.members = {}, defaultdict(list)
-        for row in self.frames["clean_party_xref"].iter_rows(named=True):
-            if row["system"] == "crm":
-                self.party_of[row["source_key"]] = row["party_id"]
-            self.members[(row["party_id"], row["system"])].append(row["source_key"])
-
-    def documents(self) -> Iterable[tuple[dict[str, Any], tuple[dict, list[dict]]]]:
-        customers = _by(self.frames["clean_customer"], "customer_no")
-        orders = _by(self.frames["clean_order"].sort(["ordered_on", "order_no"],
-                                                     descending=True), "customer_no")
-        tickets = _by(self.frames["clean_ticket"].filter(pl.col("is_open")).with_columns(
-            pl.col("priority").replace_strict(_TICKET_URGENCY, default=9).alias("_urgency"))
-            .sort(["_urgency", "opened_at", "ticket_id"]), "account_id")
-        late = _by(self._late_shipments(), "consignee")
-        for account in self.frames["clean_account"].sort("account_id").iter_rows(named=True):
-            party = self.party_of.get(account["account_id"])
-            erp = [c for no in self.members.get((party, "erp"), []) for c in customers.get(no, [])]
-            party_orders = [o for c in erp for o in orders.get(c["customer_no"], [])]
-            shipped = [s for name in self.members.get((party, "logistics"), [])
-                       for s in late.get(name, [])]
-            yield account, _document(account, erp, party_orders,
-                                     tickets.get(account["account_id"], []), shipped, self.spec)
-
-    def _late_shipments(self) -> pl.DataFrame:
-        shipments = self.frames["clean_shipment"]
-        overdue = pl.lit(False)
-        if self.as_of is not None:
-            cutoff = self.as_of - dt.timedelta(days=self.spec.late_after_days)
-            overdue = (pl.col("status") != "DELIVERED") & pl.col("delivered_at").is_null() & (
-                pl.col("shipped_at") < cutoff)
-        return shipments.filter(overdue | (pl.col("status") == "EXCEPTION")).with_columns(
-            (pl.col("status") != "EXCEPTION").alias("_not_exception")
-        ).sort(["_not_exception", "shipped_at", "shipment_id"])
+def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
+    """Aware timestamps named as UTC, whatever the warehouse calls it (DuckDB says
+    ``Etc/UTC``), so they compare with each other and with ``as_of``."""
+    aware = [name for name, dtype in frame.schema.items()
+             if isinstance(dtype, pl.Datetime) and dtype.time_zone not in (None, "UTC")]
+    return frame.with_columns(pl.col(aware).dt.convert_time_zone("UTC")) if aware else frame
 
 
-def _by(frame: pl.DataFrame, key: str) -> dict[Any, list[dict[str, Any]]]:
-    grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for row in frame.iter_rows(named=True):
-        grouped[row[key]].append(row)
-    return grouped
+def _check_columns(spec: ContextSpec, frames: Mapping[str, pl.DataFrame]) -> None:
+    for table, columns in spec.columns_read().items():
+        unknown = [c for c in columns if c not in frames[table].columns]
+        if unknown:
+            raise ConfigurationError(
+                f"context {spec.name!r}: {table} has no column(s) {unknown}; its columns: "
+                f"{[c for c in frames[table].columns if not c.startswith('_hw_')]}")
 
 
-def _document(account: dict[str, Any], customers: list[dict], orders: list[dict],
-              tickets: list[dict], shipments: list[dict], spec: ContextSpec
-              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The untrimmed document of one account, and the provenance of what it holds."""
-    provenance = [provenance_entry("account", account["account_id"], account)]
-    provenance += [provenance_entry("customer", c["customer_no"], c) for c in customers]
-    provenance += [provenance_entry("order", o["order_no"], o) for o in orders]
-    provenance += [provenance_entry("ticket", t["ticket_id"], t) for t in tickets]
-    provenance += [provenance_entry("shipment", s["shipment_id"], s) for s in shipments]
-    document = {
-        "account": {**_item("account", "account_id", account),
-                    "tags": json.loads(account["tags"]) if account["tags"] else []},
-        "erp_customers": [_item("customer", "customer_no", c) for c in customers],
-        "orders_summary": {
-            "count": len(orders),
-            "total": sum((o["total"] for o in orders), decimal.Decimal(0)),
-            "open": sum(1 for o in orders if o["status"] in _OPEN_ORDER_STATUSES),
-            "last_ordered_on": orders[0]["ordered_on"] if orders else None},
-        "orders": [_item("order", "order_no", o) for o in orders],
-        "open_tickets": [_item("ticket", "ticket_id", t) for t in tickets],
-        "late_shipments": [_item("shipment", "shipment_id", s) for s in shipments],
-        "counts": {"orders": len(orders), "open_tickets": len(tickets),
-                   "late_shipments": len(shipments)},
-        "late_after_days": spec.late_after_days,
-    }
-    return document, provenance
+def _as_of(spec: ContextSpec, frames: Mapping[str, pl.DataFrame]) -> dt.datetime | None:
+    if not isinstance(spec.as_of, str):
+        return spec.as_of
+    entity, _, column = spec.as_of.partition(".")
+    values = frames[clean_table(entity)].get_column(column)
+    return values.max() if values.len() else None  # type: ignore[return-value]
 
 
-def _item(entity: str, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A document item: the row's ``source_id`` and the fields its table contributes."""
-    return {"source_id": f"{entity}:{row[key]}",
-            **{name: row[name] for name in DOCUMENT_FIELDS[f"clean_{entity}"]}}
+class _Documents:
+    """The documents of one context, root by root: ``(context_id, party_id, document,
+    provenance)``."""
+
+    def __init__(self, spec: ContextSpec, frames: Mapping[str, pl.DataFrame],
+                 as_of: dt.datetime | None) -> None:
+        self.spec, self.as_of = spec, as_of
+        self.roots = self._prepared(frames[clean_table(spec.root.entity)], spec.root.where,
+                                    (spec.root.key,), (False,)).to_dicts()
+        self.party_of: dict[str, str] = {}
+        self.members: dict[tuple[str, str], list[str]] = defaultdict(list)
+        if any(s.through_parties for s in spec.sections):
+            for row in frames[spec.crosswalk].iter_rows(named=True):
+                if row["system"] == spec.root.parties:
+                    self.party_of[str(row["source_key"])] = row["party_id"]
+                self.members[(row["party_id"], row["system"])].append(str(row["source_key"]))
+        self.frames = {s.name: self._section_frame(s, frames[clean_table(s.entity)])
+                       for s in spec.sections}
+
+    def _prepared(self, frame: pl.DataFrame, where: Filter | None,
+                  order: Sequence[Expression], descending: Sequence[bool]) -> pl.DataFrame:
+        """``frame`` filtered and ordered, numbered in that order (``_hw_ordinal``)."""
+        added = AS_OF_COLUMN not in frame.columns
+        if added:
+            frame = frame.with_columns(pl.lit(self.as_of, pl.Datetime("us", "UTC"))
+                                       .alias(AS_OF_COLUMN))
+        if where is not None:
+            try:
+                frame = frame.filter(_expression(where, self.spec, self.as_of))
+            except pl.exceptions.PolarsError as exc:
+                raise ConfigurationError(f"context {self.spec.name!r}: the filter {where!r} "
+                                         f"fails: {str(exc).splitlines()[0]}") from None
+        if order:
+            pairs = [_ordering(o, self.spec) for o in order]
+            flags = list(descending) if descending else [d for _, d in pairs]
+            frame = frame.sort([e for e, _ in pairs], descending=flags, nulls_last=True)
+        if added:
+            frame = frame.drop(AS_OF_COLUMN)
+        return frame.with_row_index(_ORDINAL)
+
+    def _section_frame(self, section: Section, frame: pl.DataFrame) -> pl.DataFrame:
+        return self._prepared(frame, section.where, section.order_by or (section.key,),
+                              section.descending)
+
+    def __iter__(self) -> Iterable[tuple[str, str | None, dict[str, Any], list[dict]]]:
+        spec = self.spec
+        rows = {name: frame.to_dicts() for name, frame in self.frames.items()}
+        groups = {s.name: self._groups(s, rows[s.name]) for s in spec.sections}
+        items_of: dict[str, list[list[int]]] = {}
+        for section in spec.sections:
+            items_of[section.name] = [
+                self._linked(section, index, root, groups, items_of, rows)
+                for index, root in enumerate(self.roots)]
+        summaries = {summary.name: self._summaries(summary, items_of[summary.section])
+                     for summary in spec.summaries}
+        for index, root in enumerate(self.roots):
+            key = root[spec.root.key]
+            document: dict[str, Any] = {spec.root.entity: _item(spec.root.entity, key, root,
+                                                                 spec.root.fields)}
+            provenance = [provenance_entry(spec.root.entity, key, root)]
+            counts = {}
+            for section in spec.sections:
+                chosen = [rows[section.name][i] for i in items_of[section.name][index]]
+                document[section.name] = [_item(section.entity, r[section.key], r,
+                                                section.fields) for r in chosen]
+                provenance += [provenance_entry(section.entity, r[section.key], r)
+                               for r in chosen]
+                counts[section.name] = len(chosen)
+            for name, values in summaries.items():
+                document[name] = values[index]
+            document["counts"] = counts
+            document.update(spec.constants)
+            yield str(key), self.party_of.get(str(key)), document, _unique(provenance)
+
+    def _groups(self, section: Section, rows: list[dict[str, Any]]
+                ) -> dict[tuple[Any, ...], list[int]]:
+        columns = section.link_columns
+        grouped: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for index, row in enumerate(rows):
+            value = tuple(row[c] for c in columns)
+            if section.through_parties is not None:
+                value = tuple(str(v) for v in value)
+            grouped[value].append(index)
+        return grouped
+
+    def _linked(self, section: Section, index: int, root: dict[str, Any],
+                groups: Mapping[str, dict[tuple[Any, ...], list[int]]],
+                items_of: Mapping[str, list[list[int]]], rows: Mapping[str, list[dict]]
+                ) -> list[int]:
+        """Indices of the section rows linked to one root, in the section's order."""
+        mine = groups[section.name]
+        if section.on is not None:
+            found = list(mine.get(tuple(root[c] for c in section.on.values()), []))
+        elif section.through_parties is not None:
+            system = section.through_parties[0]
+            party = self.party_of.get(str(root[self.spec.root.key]))
+            found = [i for member in self.members.get((party, system), []) if party
+                     for i in mine.get((member,), [])]
+        else:
+            assert section.via is not None
+            other, on = section.via
+            parents = items_of[other][index]
+            found = [i for p in parents
+                     for i in mine.get(tuple(rows[other][p][c] for c in on.values()), [])]
+        return sorted(set(found))
+
+    def _summaries(self, summary: Summary, linked: list[list[int]]) -> list[dict[str, Any]]:
+        """One dict of aggregates per root, over its items of ``summary.section``."""
+        frame = self.frames[summary.section]
+        expressions = {name: _expression(value, self.spec)
+                       for name, value in summary.values.items()}
+        pairs = pl.DataFrame({_ROOT: [i for i, items in enumerate(linked) for _ in items],
+                              _ORDINAL: [o for items in linked for o in items]},
+                             schema={_ROOT: pl.UInt32, _ORDINAL: pl.UInt32})
+        try:
+            grouped = pairs.join(frame, on=_ORDINAL).group_by(_ROOT).agg(**expressions)
+            empty = frame.clear().select(**expressions).to_dicts()[0]
+        except pl.exceptions.PolarsError as exc:
+            raise ConfigurationError(f"context {self.spec.name!r}: summary {summary.name!r} "
+                                     f"fails: {str(exc).splitlines()[0]}") from None
+        by_root = {row.pop(_ROOT): row for row in grouped.to_dicts()}
+        return [by_root.get(i, empty) for i in range(len(linked))]
+
+
+def _item(entity: str, key: Any, row: Mapping[str, Any], fields: Sequence[str]
+          ) -> dict[str, Any]:
+    """A document item: the row's ``source_id`` and the fields it contributes."""
+    return {"source_id": f"{entity}:{key}", **{name: row[name] for name in fields}}
+
+
+def _unique(provenance: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for entry in provenance:
+        seen.setdefault(entry["source_id"], entry)
+    return list(seen.values())

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from connectors import ConfigurationError
 from normalization import PROVENANCE_COLUMNS, ColumnLineage, EntityMapping, column_lineage
 
-from .config import stream_name
-from .context import DOCUMENT_FIELDS, SELECTING_FIELDS, ContextSpec
+from .context import ContextSpec
 from .models import ModelStep
 from .models._step import LINEAGE_FIELDS
 from .warehouse import raw_table_name
+
+if TYPE_CHECKING:
+    from .config import Config
 
 # model_<step> columns other than the answer's that lineage traces to the context.
 _FROM_CONTEXT = ("output", "cited", "content_hash")
@@ -28,32 +30,39 @@ _RECORDED_PER_CALL = tuple(name for name, _ in LINEAGE_FIELDS if name not in _FR
 
 
 def context_lineage(spec: ContextSpec) -> list[ColumnLineage]:
-    """The columns of ``context_<name>`` and what each is built from."""
+    """The columns of ``context_<name>`` and what each is built from: the document from
+    every clean column the declaration reads (copied fields, links, filters, orderings,
+    aggregates), the provenance from the ``_hw_*`` columns of every table with items."""
     table = spec.table
-    document = tuple((t, c) for fields in (DOCUMENT_FIELDS, SELECTING_FIELDS)
-                     for t, columns in fields.items() for c in columns)
-    # Every table a document copies fields from has its records in the provenance.
-    provenance = tuple((t, c) for t in DOCUMENT_FIELDS for c in PROVENANCE_COLUMNS)
+    read = spec.columns_read()
+    document = tuple((t, c) for t, columns in read.items() for c in columns)
+    items = [f"clean_{spec.root.entity}", *(f"clean_{s.entity}" for s in spec.sections)]
+    provenance = tuple((t, c) for t in dict.fromkeys(items) for c in PROVENANCE_COLUMNS)
+    root = f"clean_{spec.root.entity}"
+    sections = ", ".join(s.name for s in spec.sections) or "no sections"
 
     def item(column: str, sources: Sequence[tuple[str, str]], transform: str,
              derived_from: tuple[str, ...] = ()) -> ColumnLineage:
         return ColumnLineage(table, column, tuple(sources), transform, derived_from)
 
+    as_of = ([(f"clean_{spec.as_of.partition('.')[0]}", spec.as_of.partition(".")[2])]
+             if isinstance(spec.as_of, str) else [])
+    party = [(spec.crosswalk, "party_id")] if any(s.through_parties for s in spec.sections) \
+        else []
     return [
-        item("context_id", [("clean_account", "account_id")], "one context per CRM account"),
-        item("party_id", [("clean_party_xref", "party_id")], "the account's resolved party"),
-        item("account_id", [("clean_account", "account_id")], "copy"),
-        item("document", document, "account, its party's ERP customers and orders, open "
-             f"tickets and late shipments as JSON, trimmed to {spec.budget} tokens by "
-             f"priority {list(spec.priorities)}"),
+        item("context_id", [(root, spec.root.key)], f"one context per {spec.root.entity}"),
+        item("party_id", party, "the root's resolved party" if party else "none: no party "
+             "links"),
+        item("document", document, f"{spec.root.entity} with {sections} as JSON, trimmed to "
+             f"{spec.budget} tokens by priority {list(spec.priorities)}"),
         item("provenance", provenance, "every clean record in the document, with the source, "
              "stream, run and extraction time it was landed with"),
         item("content_hash", document, "sha256 of document", ("document",)),
         item("tokens", document, "estimated tokens of document (4 characters a token)",
              ("document",)),
         item("trimmed", document, "what trimming dropped from document", ("document",)),
-        item("as_of", [("clean_shipment", "updated_at")], "latest shipment update: when "
-             "lateness is judged"),
+        item("as_of", as_of, f"latest {spec.as_of}: when the data is judged"
+             if as_of else "the declared as_of"),
         item("run_id", [], "the run that built the context"),
     ]
 
@@ -157,18 +166,27 @@ class LineageCatalog:
         return steps
 
 
-def landings_of(connectors: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """What each configured stream's raw table is landed from, for :class:`LineageCatalog`."""
+def landings_of(config: Config) -> dict[str, str]:
+    """What each declared stream's raw table is landed from (``erp table 'orders'``),
+    as its connector describes it (no connection is made), for :class:`LineageCatalog`."""
     found = {}
-    for name, spec in connectors.items():
-        for stream in spec.get("streams", []):
-            what = (f"table {stream['table']!r}" if "table" in stream
-                    else f"GET {stream['path']}" if "path" in stream
-                    else f"operation {stream['operation']}" if "operation" in stream
-                    else "query")
-            found[raw_table_name(name, stream_name(stream))] = \
-                f"{name} {what}"
+    for name in config.connector_names():
+        connector = config.build_connector(name)
+        try:
+            for stream in connector.streams:
+                found[raw_table_name(name, stream.name)] = \
+                    connector.describe_source(stream).label()
+        finally:
+            connector.close()
     return found
+
+
+def catalog_of(config: Config) -> LineageCatalog:
+    """The lineage of everything ``config`` declares: mappings, contexts, model steps,
+    and the source object behind each declared stream."""
+    spec = config.normalization_spec() if config.normalization.mappings else None
+    return LineageCatalog(spec.mappings if spec else (), config.context_specs(),
+                          config.model_steps(), landings_of(config))
 
 
 def render_trace(steps: Sequence[TraceStep]) -> str:

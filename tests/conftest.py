@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from connectors import Incremental, SQLConnector, SQLTable
 from connectors.odbc import ODBCConnector
-from pipelines.estate.erp import build_erp
+from headwater_demo.erp import build_erp
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MARIADB_SERVER_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -120,12 +120,9 @@ def pg_db(tmp_path) -> Iterator[LiveDatabase]:
 def demo_config(root, *, extra: str = "", replace: dict[str, str] | None = None):
     """The embedded demo configuration with its files under ``root``, written to
     ``root/headwater.toml``; ``replace`` edits its text, ``extra`` is appended."""
-    from pathlib import Path
+    from pipelines.config import embedded_config_text
 
-    from pipelines.config import DEMO_CONFIG
-    from pipelines.estate import erp
-
-    text = (Path(erp.__file__).parent / DEMO_CONFIG).read_text("utf-8")
+    text = embedded_config_text()
     text = text.replace(".headwater/", f"{Path(root).as_posix()}/")
     for old, new in (replace or {}).items():
         assert old in text, old
@@ -164,3 +161,10 @@ def serve_then_interrupt(module: str, *args: str, banner_lines: int,
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
     return Interrupted(banner, process.returncode, stdout, stderr)
+
+
+def demo_normalization():
+    """The demo estate's normalization spec, as the embedded configuration declares it."""
+    from pipelines.config import EMBEDDED_ORIGIN, embedded_config_text, read_config
+
+    return read_config(embedded_config_text(), EMBEDDED_ORIGIN, None).normalization_spec()

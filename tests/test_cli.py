@@ -11,8 +11,8 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from pipelines.estate.crm import CRMServer
-from pipelines.estate.logistics import LogisticsServer
+from headwater_demo.crm import CRMServer
+from headwater_demo.logistics import LogisticsServer
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
 
@@ -40,7 +40,7 @@ def landed(cwd: Path) -> dict[str, int]:
 def demo_dir(tmp_path_factory) -> Path:
     """A directory where ``headwater demo`` has run once, as in the quick start."""
     cwd = tmp_path_factory.mktemp("demo")
-    result = headwater(cwd, "demo", "--orders", "500")
+    result = headwater(cwd, "--set", "connectors.erp.orders=500", "demo")
     assert result.returncode == 0, result.stderr
     return cwd
 
@@ -82,7 +82,7 @@ def test_a_second_run_reports_no_new_rows(demo_dir: Path) -> None:
 def test_check_and_discover(demo_dir: Path) -> None:
     check = headwater(demo_dir, "check")
     assert check.returncode == 0, check.stderr
-    assert "\nerp: ok sqlite database" in check.stdout
+    assert "erp: ok sqlite database" in check.stdout
     assert "\ncrm: ok http://127.0.0.1:" in check.stdout
     discover = headwater(demo_dir, "discover", "erp.order_lines")
     assert discover.returncode == 0, discover.stderr
@@ -143,7 +143,7 @@ def test_a_missing_environment_variable_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_progress_lines_on_long_reads(tmp_path: Path) -> None:
-    result = headwater(tmp_path, "demo", "--orders", "60000")
+    result = headwater(tmp_path, "--set", "connectors.erp.orders=60000", "demo")
     assert result.returncode == 0, result.stderr
     assert "rows/s" in result.stderr
 

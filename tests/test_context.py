@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from connectors import ConfigurationError
+from headwater_demo.account_context import account_context
+from headwater_demo.account_health import account_health_step
 from pipelines._canonical import content_hash, estimate_tokens
-from pipelines.cleaning import clean_all, load_spec
+from pipelines.cleaning import clean_all
 from pipelines.cli import main
-from pipelines.config import DEMO_CONFIG
-from pipelines.context import ACCOUNT_CONTEXT, build_contexts
-from pipelines.estate import erp
+from pipelines.context import build_contexts
 from pipelines.models import run_model_step
-from pipelines.models.estate import account_health_step
 from pipelines.warehouse import DuckDBWarehouse
+from tests.conftest import demo_config, demo_normalization
 
 pytestmark = pytest.mark.slow
 
@@ -30,13 +30,10 @@ KEYS = {"clean_account": "account_id", "clean_customer": "customer_no",
 def cleaned(tmp_path_factory) -> Path:
     """The demo estate landed into DuckDB as ``headwater run`` does, then normalized."""
     root = tmp_path_factory.mktemp("estate")
-    text = (Path(erp.__file__).parent / DEMO_CONFIG).read_text("utf-8")
-    config = root / "headwater.toml"
-    config.write_text(text.replace(".headwater/", f"{root.as_posix()}/"), "utf-8")
-    assert main(["--config", str(config), "estate", "build", "--orders", "600"]) == 0
+    config = demo_config(root, replace={"orders = 2000": "orders = 600"})
     assert main(["--config", str(config), "run"]) == 0
     with DuckDBWarehouse(root / "warehouse.duckdb") as warehouse:
-        clean_all(warehouse, load_spec(), run_id="clean-1")
+        clean_all(warehouse, demo_normalization(), run_id="clean-1")
     return root / "warehouse.duckdb"
 
 
@@ -53,14 +50,14 @@ def clean_rows(warehouse) -> dict[str, dict[str, dict]]:
 
 
 def test_one_context_per_crm_account_joined_through_the_party_crosswalk(warehouse) -> None:
-    run = build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-1")
+    run = build_contexts(warehouse, account_context(), run_id="ctx-1")
 
     accounts = warehouse.read_table("clean_account").column("account_id").to_pylist()
     xref = {r["source_key"]: r["party_id"] for r in warehouse.read_table(
         "clean_party_xref").to_pylist() if r["system"] == "crm"}
     rows = warehouse.read_table("context_account").to_pylist()
     assert sorted(r["context_id"] for r in rows) == sorted(accounts)
-    assert all(r["party_id"] == xref[r["account_id"]] and r["run_id"] == "ctx-1" for r in rows)
+    assert all(r["party_id"] == xref[r["context_id"]] and r["run_id"] == "ctx-1" for r in rows)
     documents = [json.loads(r["document"]) for r in rows]
     assert sum(1 for d in documents if d["erp_customers"]) > len(rows) / 3
     assert sum(1 for d in documents if d["late_shipments"]) > 0
@@ -72,7 +69,7 @@ def test_one_context_per_crm_account_joined_through_the_party_crosswalk(warehous
 
 
 def test_every_provenance_entry_points_to_a_real_clean_row(warehouse) -> None:
-    build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-1")
+    build_contexts(warehouse, account_context(), run_id="ctx-1")
     clean = clean_rows(warehouse)
 
     entries = 0
@@ -93,9 +90,9 @@ def test_every_provenance_entry_points_to_a_real_clean_row(warehouse) -> None:
 
 
 def test_late_shipments_are_undelivered_past_the_window_or_in_exception(warehouse) -> None:
-    run = build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-1")
+    run = build_contexts(warehouse, account_context(), run_id="ctx-1")
     shipments = clean_rows(warehouse)["clean_shipment"]
-    cutoff = run.as_of - dt.timedelta(days=ACCOUNT_CONTEXT.late_after_days)
+    cutoff = run.as_of - dt.timedelta(days=account_context().constants["late_after_days"])
 
     late = [item for row in warehouse.read_table("context_account").to_pylist()
             for item in json.loads(row["document"])["late_shipments"]]
@@ -109,7 +106,7 @@ def test_late_shipments_are_undelivered_past_the_window_or_in_exception(warehous
 @pytest.mark.parametrize("budget", [250, 120])  # every mix of cuts; some still over budget
 def test_a_context_over_budget_is_trimmed_by_priority_and_the_trim_recorded(warehouse, budget
                                                                            ) -> None:
-    spec = dataclasses.replace(ACCOUNT_CONTEXT, budget=budget)
+    spec = dataclasses.replace(account_context(), budget=budget)
     run = build_contexts(warehouse, spec, run_id="ctx-1")
 
     trimmed = 0
@@ -135,10 +132,10 @@ def test_a_context_over_budget_is_trimmed_by_priority_and_the_trim_recorded(ware
 
 
 def test_rebuilding_unchanged_data_gives_the_same_content_hashes(warehouse) -> None:
-    first = build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-1").table
-    clean_all(warehouse, load_spec(), run_id="clean-2")  # new clean run ids, same data
+    first = build_contexts(warehouse, account_context(), run_id="ctx-1").table
+    clean_all(warehouse, demo_normalization(), run_id="clean-2")  # new clean run ids, same data
 
-    second = build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-2").table
+    second = build_contexts(warehouse, account_context(), run_id="ctx-2").table
 
     assert second.column("run_id").unique().to_pylist() == ["ctx-2"]
     hashes = dict(zip(first.column("context_id").to_pylist(),
@@ -149,7 +146,7 @@ def test_rebuilding_unchanged_data_gives_the_same_content_hashes(warehouse) -> N
 
 def test_the_demo_model_step_answers_every_context_offline_citing_its_sources(warehouse
                                                                               ) -> None:
-    build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-1")
+    build_contexts(warehouse, account_context(), run_id="ctx-1")
 
     run = run_model_step(warehouse, account_health_step({}), run_id="model-1")
 
@@ -165,5 +162,5 @@ def test_the_demo_model_step_answers_every_context_offline_citing_its_sources(wa
 
 def test_building_before_normalizing_names_the_fix(tmp_path) -> None:
     with DuckDBWarehouse(tmp_path / "empty.duckdb") as warehouse, pytest.raises(
-            ConfigurationError, match="land and normalize the estate first"):
-        build_contexts(warehouse, ACCOUNT_CONTEXT, run_id="ctx-1")
+            ConfigurationError, match="land and normalize their sources first"):
+        build_contexts(warehouse, account_context(), run_id="ctx-1")

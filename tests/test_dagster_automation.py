@@ -15,9 +15,9 @@ from dagster import (
     materialize,
 )
 
-from dagster_project.definitions import build_definitions
-from pipelines.cli import main
-from pipelines.estate.erp import touch_erp
+from dagster_project import build_definitions
+from headwater_demo.erp import touch_erp
+from pipelines.config import load_config
 from pipelines.warehouse import DuckDBWarehouse
 from tests.conftest import demo_config
 
@@ -35,8 +35,10 @@ partition_start = "2024-01-01"
 @pytest.fixture
 def estate(tmp_path, monkeypatch):
     """A built demo ERP and the definitions over it, with a daily-partitioned stream."""
-    config = demo_config(tmp_path, extra=PARTITIONED_STREAM)
-    assert main(["--config", str(config), "estate", "build", "--orders", "400"]) == 0
+    config = demo_config(tmp_path, extra=PARTITIONED_STREAM,
+                         replace={"orders = 2000": "orders = 400"})
+    with load_config(config).build_connector("erp"):
+        pass  # the demo ERP builds itself when first opened
     monkeypatch.setenv("HEADWATER_CONFIG", str(config))
     return tmp_path, build_definitions()
 
@@ -104,8 +106,10 @@ def test_a_backfill_of_three_days_lands_exactly_those_windows(estate) -> None:
 
 def test_a_source_the_sensor_cannot_read_skips_the_tick_with_the_reason(tmp_path,
                                                                          monkeypatch) -> None:
-    # No [estate.erp] to build from, so the ERP file the connector names is missing.
-    config = demo_config(tmp_path, replace={"[estate.erp]": "[estate.elsewhere]"})
+    # The ERP's database server does not answer.
+    config = demo_config(tmp_path, replace={
+        f'url = "sqlite:///{tmp_path.as_posix()}/erp.sqlite"':
+        'url = "postgresql+psycopg://postgres@127.0.0.1:1/erp"\nretry = { max_attempts = 1 }'})
     monkeypatch.setenv("HEADWATER_CONFIG", str(config))
     sensor = next(s for s in build_definitions().sensors if s.name == "erp_new_data")
     with DagsterInstance.ephemeral() as instance:

@@ -18,10 +18,9 @@ from dagster import (
     SkipReason,
 )
 
+from dagster_project import HeadwaterTranslator, build_definitions
 from dagster_project._automation import new_data_requests
-from dagster_project._translator import asset_key_for_table
-from dagster_project.definitions import build_definitions
-from normalization.estate import MAPPINGS
+from headwater_demo.mappings import MAPPINGS
 from pipelines.config import load_config
 from pipelines.lineage import landings_of
 from tests.conftest import demo_config
@@ -88,7 +87,7 @@ def test_a_table_stream_without_a_name_is_one_asset_under_the_name_it_lands_by(
     landed = AssetKey(["raw", "erp", "order_lines"])
     assert landed in asset_graph.get_all_asset_keys()
     assert landed in asset_graph.get(AssetKey(["clean", "order_line"])).parent_keys
-    assert landings_of(load_config(config).connectors)["raw_erp__order_lines"] == \
+    assert landings_of(load_config(config))["raw_erp__order_lines"] == \
         "erp table 'ORDER LINES'"
 
 
@@ -171,9 +170,9 @@ def test_new_data_requests_only_what_moved() -> None:
 def test_secrets_reach_definitions_only_as_environment_variable_names(monkeypatch,
                                                                       tmp_path) -> None:
     config = demo_config(tmp_path, replace={
-        "[connectors.crm]\nkind = \"rest\"\nestate = \"crm\"":
-        "[connectors.crm]\nkind = \"rest\"\nestate = \"crm\"\n"
-        "auth = { kind = \"bearer\", token = \"${CRM_TOKEN}\" }"})
+        'class = "headwater_demo.sources:DemoCRM"':
+        'class = "headwater_demo.sources:DemoCRM"\n'
+        'auth = { kind = "bearer", token = "${CRM_TOKEN}" }'})
     defs = definitions(monkeypatch, config, CRM_TOKEN=SECRET,
                        HEADWATER_WAREHOUSE_URL=f"postgresql://etl:{SECRET}@db/warehouse")
 
@@ -186,7 +185,8 @@ def test_secrets_reach_definitions_only_as_environment_variable_names(monkeypatc
 
 
 def test_asset_keys_follow_the_warehouse_table_layers() -> None:
-    assert asset_key_for_table("raw_erp__order_lines") == AssetKey(["raw", "erp", "order_lines"])
-    assert asset_key_for_table("clean_party_xref") == AssetKey(["clean", "party_xref"])
-    assert asset_key_for_table("ref_fx_rates") == AssetKey(["reference", "fx_rates"])
-    assert asset_key_for_table("model_errors_health") == AssetKey(["model_errors", "health"])
+    key = HeadwaterTranslator().asset_key
+    assert key("raw_erp__order_lines") == AssetKey(["raw", "erp", "order_lines"])
+    assert key("clean_party_xref") == AssetKey(["clean", "party_xref"])
+    assert key("ref_fx_rates") == AssetKey(["reference", "fx_rates"])
+    assert key("model_errors_health") == AssetKey(["model_errors", "health"])

@@ -7,10 +7,10 @@ import json
 import pytest
 from dagster import AssetKey, Definitions, ExecuteInProcessResult, materialize
 
-from dagster_project.definitions import build_definitions
-from normalization.estate import MAPPINGS
-from pipelines.estate.crm import CRMServer
-from pipelines.estate.llm import LLMServer
+from dagster_project import build_definitions
+from headwater_demo.crm import CRMServer
+from headwater_demo.llm import LLMServer
+from headwater_demo.mappings import MAPPINGS
 from pipelines.warehouse import DuckDBWarehouse
 from tests.conftest import demo_config
 
@@ -150,8 +150,8 @@ def crm():
 def crm_definitions(tmp_path, monkeypatch, crm: CRMServer, secret: str) -> Definitions:
     """The demo with the test's own CRM (so the test can break it), tight HTTP retries."""
     config = demo_config(tmp_path, replace={
-        "[estate.crm]\nserve = true": "[estate.crm]\nserve = false",
-        "[connectors.crm]\nkind = \"rest\"\nestate = \"crm\"":
+        '[connectors.crm]\nclass = "headwater_demo.sources:DemoCRM"\naccounts = 120\n'
+        'tickets = 400':
         f"[connectors.crm]\nkind = \"rest\"\nbase_url = \"{crm.url}\"\n"
         "retry = { max_attempts = 2, base_delay = 0.01, max_delay = 0.02 }\n"
         f"auth = {{ kind = \"oauth2\", token_url = \"{crm.token_url}\", "

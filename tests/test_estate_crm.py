@@ -18,7 +18,7 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from pipelines.estate.crm import CRMServer
+from headwater_demo.crm import CRMServer
 from tests.conftest import serve_then_interrupt
 
 TIMEOUT = 5
@@ -503,7 +503,7 @@ def test_main_serves_until_interrupted() -> None:
         assert url, banner
         assert requests.get(url.group() + "/health", timeout=TIMEOUT).text == "ok"
 
-    run = serve_then_interrupt("pipelines.estate.crm", "--port", "0", banner_lines=3,
+    run = serve_then_interrupt("headwater_demo.crm", "--port", "0", banner_lines=3,
                                probe=probe)
 
     assert run.returncode == 0, run.stderr

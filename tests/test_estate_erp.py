@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pipelines.estate.erp import ERP_TABLES, build_erp, erp_metadata, touch_erp
+from headwater_demo.erp import ERP_TABLES, build_erp, erp_metadata, touch_erp
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"

@@ -28,11 +28,11 @@ import zeep.wsse.username
 from lxml import etree
 from zeep.wsse.utils import WSU
 
-from pipelines.estate.logistics import MAX_PAGE_SIZE, NAMESPACE, LogisticsServer
+from headwater_demo.logistics import MAX_PAGE_SIZE, NAMESPACE, LogisticsServer
 from tests.conftest import serve_then_interrupt
 
 ROOT = Path(__file__).resolve().parent.parent
-WSDL_FILE = ROOT / "pipelines" / "estate" / "logistics.wsdl"
+WSDL_FILE = ROOT / "headwater_demo" / "logistics.wsdl"
 TIMEOUT = 5
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -621,7 +621,7 @@ def test_main_serves_until_interrupted() -> None:
         assert wsdl_url, banner
         assert requests.get(wsdl_url.group(), timeout=TIMEOUT).status_code == 200
 
-    run = serve_then_interrupt("pipelines.estate.logistics", "--port", "0", "--shipments", "5",
+    run = serve_then_interrupt("headwater_demo.logistics", "--port", "0", "--shipments", "5",
                                banner_lines=2, probe=probe)
 
     assert run.returncode == 0, run.stderr

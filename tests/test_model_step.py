@@ -12,9 +12,16 @@ import pytest
 import requests
 
 from connectors import AuthenticationError, ConfigurationError, Retrier, RetryPolicy
+from headwater_demo.account_health import (
+    ACCOUNT_HEALTH_PROMPT,
+    ACCOUNT_HEALTH_RULES,
+    AccountHealth,
+    account_health_rules,
+    account_health_step,
+)
+from headwater_demo.contexts import account_contexts
+from headwater_demo.llm import LLMServer
 from pipelines._canonical import canonical_json, content_hash
-from pipelines.estate.contexts import account_contexts
-from pipelines.estate.llm import LLMServer
 from pipelines.models import (
     CACHE_TABLE,
     LocalRules,
@@ -24,13 +31,6 @@ from pipelines.models import (
     Price,
     PriceTable,
     run_model_step,
-)
-from pipelines.models.estate import (
-    ACCOUNT_HEALTH_PROMPT,
-    ACCOUNT_HEALTH_RULES,
-    AccountHealth,
-    account_health_rules,
-    account_health_step,
 )
 from pipelines.warehouse import DuckDBWarehouse, open_warehouse
 from tests.conftest import serve_then_interrupt
@@ -406,7 +406,7 @@ def test_the_demo_model_endpoint_serves_from_the_command_line_until_interrupted(
                               headers={"Authorization": "Bearer sk-test"}).json()
         assert [m["id"] for m in models["data"]] == ["answers-as"]
 
-    run = serve_then_interrupt("pipelines.estate.llm", "--port", "0", "--model", "answers-as",
+    run = serve_then_interrupt("headwater_demo.llm", "--port", "0", "--model", "answers-as",
                                "--api-key", "sk-test", banner_lines=2, probe=probe)
 
     assert run.returncode == 0, run.stderr

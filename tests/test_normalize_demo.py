@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from headwater_demo.mappings import CONTACT, MAPPINGS, PARTIES
 from normalization import column_lineage, render_lineage
-from normalization.estate import CONTACT, MAPPINGS, PARTIES
 from pipelines.cleaning import (
     clean_all,
     clean_table,
-    load_spec,
     quarantine_table,
     reprocess_quarantined,
 )
 from pipelines.cli import main
 from pipelines.warehouse import DuckDBWarehouse
-from tests.conftest import demo_config
+from tests.conftest import demo_config, demo_normalization
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +26,7 @@ pytestmark = pytest.mark.slow
 def landed(tmp_path_factory) -> Path:
     """The demo estate landed into a DuckDB warehouse, as ``headwater run`` does."""
     root = tmp_path_factory.mktemp("estate")
-    config = demo_config(root)
-    assert main(["--config", str(config), "estate", "build", "--orders", "600"]) == 0
+    config = demo_config(root, replace={"orders = 2000": "orders = 600"})
     assert main(["--config", str(config), "run"]) == 0
     return root / "warehouse.duckdb"
 
@@ -36,7 +34,7 @@ def landed(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cleaned(landed: Path):
     with DuckDBWarehouse(landed) as warehouse:
-        run = clean_all(warehouse, load_spec(), run_id="test-run")
+        run = clean_all(warehouse, demo_normalization(), run_id="test-run")
         counts = {t: warehouse.row_count(t) for t in warehouse.tables()}
         quarantined = {
             m.entity: warehouse.query(
@@ -158,7 +156,7 @@ def test_parties_link_the_three_systems(cleaned) -> None:
 def test_party_ids_are_stable_across_runs(landed: Path, cleaned) -> None:
     _, _, _, tables = cleaned
     with DuckDBWarehouse(landed) as warehouse:
-        clean_all(warehouse, load_spec(), run_id="second-run")
+        clean_all(warehouse, demo_normalization(), run_id="second-run")
         again = warehouse.read_table(f"clean_{PARTIES.name}_xref")
     assert again.equals(tables[f"clean_{PARTIES.name}_xref"])
 
@@ -169,7 +167,7 @@ def test_quarantined_rows_are_reprocessed_after_a_mapping_fix(landed: Path) -> N
     fixed_columns = {**CONTACT.columns, "email": type(email)(
         email.column, ("sentinel_to_null", {"values": ["n/a"]}), *email.steps)}
     fixed = dataclasses.replace(CONTACT, columns=fixed_columns)
-    spec = load_spec()
+    spec = demo_normalization()
     with DuckDBWarehouse(landed) as warehouse:
         clean_all(warehouse, spec, run_id="before", entities=["contact"])
         before_clean = warehouse.row_count(clean_table("contact"))

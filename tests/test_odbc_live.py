@@ -17,7 +17,7 @@ from connectors import SQLQuery, SQLTable, checkpoint_of
 from connectors.odbc import ODBCConnector, ODBCReadPlan
 from connectors.odbc._types import ODBCColumn
 from connectors.testing import keys_of, read_all
-from pipelines.estate.erp import touch_erp
+from headwater_demo.erp import touch_erp
 from pipelines.runner import run_connector
 from pipelines.warehouse import DuckDBWarehouse
 from tests.test_sql_live import source_rows

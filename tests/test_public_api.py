@@ -19,7 +19,7 @@ PINNED = {
         "ODBCConnector", "RESTConnector", "RESTStream", "RecordBatcher", "RedactingFilter",
         "Retrier", "RetriableSourceError", "RetryPolicy",
         "SOAPConnector", "SOAPStream", "SQLConnector", "SQLQuery", "SQLTable",
-        "SkippableRecordError", "Stream", "Window",
+        "SkippableRecordError", "SourceIdentity", "Stream", "Window",
         "batch_records", "checkpoint_of", "dumps_state", "loads_state", "redact",
         "register_secret", "stream_name_for", "with_checkpoint", "without_checkpoint",
     ],

@@ -33,7 +33,7 @@ from connectors.rest import (
     RESTStream,
 )
 from connectors.testing import conformance_suite, keys_of, read_all
-from pipelines.estate.crm import CRMServer
+from headwater_demo.crm import CRMServer
 from pipelines.runner import run_stream
 from pipelines.warehouse import DuckDBWarehouse
 

@@ -22,7 +22,7 @@ from connectors import (
 from connectors.rest import CursorInBody, DateWindows
 from connectors.soap import SOAPConnector, SOAPStream
 from connectors.testing import conformance_suite, keys_of, read_all
-from pipelines.estate.logistics import LogisticsServer
+from headwater_demo.logistics import LogisticsServer
 from pipelines.runner import run_stream
 from pipelines.warehouse import DuckDBWarehouse
 
@@ -234,7 +234,7 @@ def test_a_hung_service_hits_the_operation_timeout(logistics) -> None:
 def test_a_local_wsdl_file_with_the_endpoint_given(logistics) -> None:
     from importlib import resources
 
-    wsdl = str(resources.files("pipelines.estate").joinpath("logistics.wsdl"))
+    wsdl = str(resources.files("headwater_demo").joinpath("logistics.wsdl"))
     stream = SOAPStream(name="shipments", operation="ListShipments", record_path="shipment",
                         paginator=TOKENS, primary_key=("id",))
     with SOAPConnector("logistics", wsdl, [stream], username=logistics.username,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from connectors import SQLConnector
 from connectors.testing import conformance_suite
-from pipelines.estate.erp import build_erp
+from headwater_demo.erp import build_erp
 from tests.conftest import ERP_STREAMS, MARIADB_SERVER_URL, PG_URL
 
 SCHEMA = "hw_conformance"

@@ -18,7 +18,7 @@ from connectors import (
     SQLTable,
     checkpoint_of,
 )
-from pipelines.estate.erp import erp_metadata, touch_erp
+from headwater_demo.erp import erp_metadata, touch_erp
 from pipelines.runner import run_connector, run_stream
 from pipelines.warehouse import DuckDBWarehouse
 
@@ -93,7 +93,7 @@ def test_incremental_read_returns_only_new_and_changed_rows(erp_db, warehouse) -
 
 
 def test_fast_path_reads_exactly_what_the_generic_path_reads(pg_db) -> None:
-    from pipelines.estate.erp import build_erp
+    from headwater_demo.erp import build_erp
 
     build_erp(pg_db.engine, orders=200, schema=pg_db.schema)
     for stream in ("customers", "products", "orders", "order_lines"):

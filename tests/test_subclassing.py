@@ -7,8 +7,8 @@ import sys
 import sqlalchemy as sa
 
 from connectors import Incremental, SQLConnector, SQLTable
-from pipelines.config import build_connector
-from pipelines.estate.erp import build_erp
+from headwater_demo.erp import build_erp
+from pipelines.config import read_config
 from pipelines.runner import run_connector
 from pipelines.warehouse import DuckDBWarehouse
 
@@ -41,7 +41,10 @@ def test_a_subclass_declares_everything_as_class_attributes(tmp_path) -> None:
 def test_the_config_can_name_a_users_connector_class(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'erp.sqlite'}"
     build_erp(sa.create_engine(url), orders=10)
-    connector = build_connector("mine", {"class": f"{__name__}:LegacyERP", "source": url})
+    config = read_config(f'[warehouse]\nurl = "duckdb:///{tmp_path}/w.duckdb"\n'
+                         f'[connectors.mine]\nclass = "{__name__}:LegacyERP"\nurl = "{url}"\n',
+                         "test", None)
+    connector = config.build_connector("mine")
     assert isinstance(connector, LegacyERP) and connector.name == "mine"
     assert sys.modules[__name__].LegacyERP.name == "legacy"
     connector.check()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from connectors import ConfigurationError, DataContractError, with_checkpoint
 from pipelines.warehouse import DuckDBWarehouse, Provenance, open_warehouse, quote
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, demo_normalization
 
 PROVENANCE = Provenance("erp", "orders", "run-1", dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
 
@@ -241,8 +241,8 @@ def test_replace_tables_swaps_every_table_or_none(warehouse) -> None:
 
 
 def test_an_entity_is_cleaned_from_and_into_either_warehouse(warehouse) -> None:
-    from normalization.estate import ORDER
-    from pipelines.cleaning import clean_entity, load_spec
+    from headwater_demo.mappings import ORDER
+    from pipelines.cleaning import clean_entity
 
     raw = pa.RecordBatch.from_pydict({
         "order_no": pa.array([1, 2, 3], pa.int64()),
@@ -256,7 +256,7 @@ def test_an_entity_is_cleaned_from_and_into_either_warehouse(warehouse) -> None:
     })
     warehouse.merge("raw_erp__orders", raw, ("order_no",), provenance=PROVENANCE)
 
-    result = clean_entity(warehouse, ORDER, load_spec(), run_id="run-9")
+    result = clean_entity(warehouse, ORDER, demo_normalization(), run_id="run-9")
 
     clean = warehouse.query('SELECT * FROM "clean_order" ORDER BY order_no').to_pylist()
     assert [(r["order_no"], r["customer_no"], r["total"], r["shipped_on"], r["is_shipped"])

@@ -10,6 +10,7 @@ from urllib.parse import urljoin
 import orjson
 
 from .._errors import ConfigurationError, RetriableSourceError
+from .._identity import SourceIdentity
 from .._incremental import CursorTracker
 from .._paged import PagedConnector
 from .._paginate import Page
@@ -68,6 +69,12 @@ class RESTConnector(PagedConnector):
                                  max_elapsed=max_elapsed, rate_limit=rate_limit,
                                  headers=headers)
         self.where = redact(self.base_url)
+
+    def describe_source(self, stream: str | Stream) -> SourceIdentity:
+        """``GET <path>`` at the base URL."""
+        declared = self.stream(stream)
+        path = getattr(declared, "path", declared.name)
+        return SourceIdentity(self.name, self.kind, self.where, f"GET {path}", "endpoint")
 
     # -- hooks --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from zeep.wsse.username import UsernameToken
 from zeep.wsse.utils import WSU
 
 from .._errors import ConfigurationError, DataContractError
+from .._identity import SourceIdentity
 from .._incremental import CursorTracker
 from .._paged import PagedConnector
 from .._paginate import Page
@@ -116,6 +117,12 @@ class SOAPConnector(PagedConnector):
         self.endpoint = endpoint
         self.where = redact(endpoint or self.wsdl)
         self._client: zeep.Client | None = None
+
+    def describe_source(self, stream: str | Stream) -> SourceIdentity:
+        """The operation a stream calls, in the service of the WSDL."""
+        declared = self.stream(stream)
+        operation = getattr(declared, "operation", declared.name)
+        return SourceIdentity(self.name, self.kind, self.where, operation, "operation")
 
     @property
     def client(self) -> zeep.Client:

@@ -67,6 +67,10 @@ class SQLConnector(RelationalConnector):
     kind = "sql"
     url: str | None = None
 
+    @property
+    def technology(self) -> str:
+        return self.engine.url.get_backend_name()
+
     def __init__(
         self,
         name: str | None = None,

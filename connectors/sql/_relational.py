@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .._base import Connector
 from .._errors import ConfigurationError
+from .._identity import SourceIdentity
 from .._retry import Retrier, RetryPolicy
 from .._stream import Stream, stream_name_for
 from ._plan import ReadPlan, plan_for_query, widen
@@ -105,6 +106,20 @@ class RelationalConnector(Connector):
             if stream.name == name:
                 return stream
         return super().stream(name)
+
+    @property
+    def technology(self) -> str:
+        """The database behind the connector, as catalogs name it."""
+        return self.kind
+
+    def describe_source(self, stream: str | Stream) -> SourceIdentity:
+        """The table (with its schema) or query a declared stream reads."""
+        declared = stream if isinstance(stream, Stream) else Connector.stream(self, stream)
+        if isinstance(declared, SQLTable):
+            schema = declared.db_schema or self.db_schema
+            table = f"{schema}.{declared.table}" if schema else declared.table
+            return SourceIdentity(self.name, self.technology, self.where, table, "table")
+        return SourceIdentity(self.name, self.technology, self.where, declared.name, "query")
 
     def primary_key(self, stream: str | Stream) -> tuple[str, ...]:
         """The declared key, or the table's own primary key."""

@@ -14,8 +14,14 @@ import pytest
 
 import pipelines.models
 from connectors import ConfigurationError
+from headwater_demo.account_health import (
+    ACCOUNT_HEALTH_PROMPT,
+    ACCOUNT_HEALTH_RULES,
+    AccountHealth,
+    account_health_rules,
+)
 from pipelines._canonical import canonical_json, content_hash, estimate_tokens
-from pipelines.context import ContextSpec, trim_to_budget
+from pipelines.context import ContextSpec, Root, Section, trim_to_budget
 from pipelines.models import (
     Budget,
     CompletionRequest,
@@ -33,12 +39,6 @@ from pipelines.models import (
     repair_messages,
 )
 from pipelines.models._tables import answer_type
-from pipelines.models.estate import (
-    ACCOUNT_HEALTH_PROMPT,
-    ACCOUNT_HEALTH_RULES,
-    AccountHealth,
-    account_health_rules,
-)
 
 KEY_PARTS = ("account_health", "openai", "gpt-x", "v1", "fp", "hash")
 
@@ -283,11 +283,30 @@ def test_trimming_drops_the_last_items_of_each_section_in_priority_order() -> No
     assert trim_to_budget(document, whole, ("orders",)) == (canonical_json(document), [])
 
 
+_ORDERS = Section("orders", "order", "order_no", ("order_no",), on={"account_id": "account_id"})
+
+
 @pytest.mark.parametrize(("changes", "expectation"), [
     ({}, nullcontext()),
     ({"priorities": ("orders", "contacts")}, pytest.raises(ConfigurationError, match="contacts")),
     ({"budget": 0}, pytest.raises(ConfigurationError, match="budget must be positive")),
+    ({"sections": (_ORDERS, _ORDERS)}, pytest.raises(ConfigurationError, match="twice")),
+    ({"sections": (Section("lines", "line", "n", ("n",), via=("orders", {"o": "order_no"})),
+                   _ORDERS)},
+     pytest.raises(ConfigurationError, match="must be an earlier section")),
+    ({"sections": (Section("s", "shipment", "id", ("id",), through_parties=("tms", "c")),)},
+     pytest.raises(ConfigurationError, match="root its system in the crosswalk")),
+    ({"as_of": "updated_at"}, pytest.raises(ConfigurationError, match=r"entity\.column")),
 ])
 def test_a_context_spec_is_checked_when_declared(changes, expectation) -> None:
     with expectation:
-        ContextSpec(**{"name": "account", "budget": 100, **changes})
+        ContextSpec(**{"name": "account", "root": Root("account", "account_id", ("name",)),
+                       "sections": (_ORDERS,), "budget": 100, **changes})
+
+
+def test_a_section_needs_exactly_one_link() -> None:
+    with pytest.raises(ConfigurationError, match=r"exactly one link"):
+        Section("orders", "order", "order_no", ("order_no",))
+    with pytest.raises(ConfigurationError, match=r"exactly one link.*\(2 given\)"):
+        Section("orders", "order", "order_no", ("order_no",), on={"a": "a"},
+                through_parties=("erp", "customer_no"))

@@ -14,8 +14,10 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from ..context import ACCOUNT_CONTEXT, CONTEXT_SCHEMA, ContextSpec, context_row
+from pipelines.context import CONTEXT_SCHEMA, ContextSpec, context_row
+
 from ._parties import crm_spelling
+from .account_context import account_context
 
 _EXTRACTED = dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC)
 _AS_OF = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
@@ -51,7 +53,7 @@ def account_document(number: int, rng: random.Random) -> tuple[dict, list[dict]]
     document = {
         "account": {"source_id": f"account:{account_id}", "account_id": account_id,
                     "name": crm_spelling(number), "industry": "Retail", "country": "DE",
-                    "annual_revenue": Decimal("1000000.00"), "tags": []},
+                    "annual_revenue": Decimal("1000000.00"), "tags": "[]"},
         "erp_customers": [],
         "orders_summary": {"count": len(orders), "total": sum((o["total"] for o in orders),
                                                               Decimal(0)),
@@ -60,7 +62,7 @@ def account_document(number: int, rng: random.Random) -> tuple[dict, list[dict]]
         "orders": orders, "open_tickets": tickets, "late_shipments": late,
         "counts": {"orders": len(orders), "open_tickets": len(tickets),
                    "late_shipments": len(late)},
-        "late_after_days": ACCOUNT_CONTEXT.late_after_days,
+        "late_after_days": account_context().constants["late_after_days"],
     }
     provenance = [_provenance("account", account_id, "crm", "accounts")]
     provenance += [_provenance("order", o["order_no"], "erp", "orders") for o in orders]
@@ -70,14 +72,16 @@ def account_document(number: int, rng: random.Random) -> tuple[dict, list[dict]]
     return document, provenance
 
 
-def account_contexts(count: int, seed: int = 7, spec: ContextSpec = ACCOUNT_CONTEXT,
+def account_contexts(count: int, seed: int = 7, spec: ContextSpec | None = None,
                      run_id: str = "synthetic") -> pa.Table:
-    """``count`` rows of a ``context_account`` table, accounts ``ACC-00001`` onwards."""
+    """``count`` rows of a ``context_account`` table, accounts ``ACC-00001`` onwards,
+    trimmed as ``spec`` says (default: the demo's account context)."""
+    spec = spec or account_context()
     rng = random.Random(seed)
     rows = []
     for number in range(1, count + 1):
         document, provenance = account_document(number, rng)
         account_id = document["account"]["account_id"]
-        rows.append(context_row(account_id, f"party-{number:06d}", account_id, document,
-                                provenance, spec, _AS_OF, run_id))
+        rows.append(context_row(account_id, f"party-{number:06d}", document, provenance,
+                                spec, _AS_OF, run_id))
     return pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)

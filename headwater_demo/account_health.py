@@ -1,6 +1,6 @@
 """The demo estate's model step: the health of each customer account.
 
-``account_health`` reads ``context_account`` (:data:`pipelines.context.ACCOUNT_CONTEXT`)
+``account_health`` reads ``context_account`` (declared in ``demo.toml``)
 and answers :class:`AccountHealth`. It runs offline by default, answered by
 :data:`ACCOUNT_HEALTH_RULES`; with ``HEADWATER_LLM_BASE_URL`` and ``HEADWATER_LLM_MODEL``
 set (``HEADWATER_LLM_API_KEY`` too if the endpoint needs one) an OpenAI-compatible
@@ -19,11 +19,18 @@ from typing import Any, Literal
 import pydantic
 
 from connectors import ConfigurationError
+from pipelines.models import (
+    ENV_PREFIX,
+    LocalRules,
+    ModelStep,
+    OpenAICompatible,
+    Price,
+    PriceTable,
+    Prompt,
+    Provider,
+)
 
-from ..context import ACCOUNT_CONTEXT
-from ._costs import Price, PriceTable
-from ._providers import ENV_PREFIX, LocalRules, OpenAICompatible, Provider
-from ._step import ModelStep, Prompt
+from .account_context import ACCOUNT_CONTEXT_TABLE
 
 _PRESSING_PRIORITIES = ("urgent", "high")
 _MAX_CITED_PER_SECTION = 3
@@ -74,7 +81,7 @@ def account_health_rules(document: Mapping[str, Any]) -> AccountHealth:
     name = document["account"]["name"]
     summary = (f"{name} has {opened} open ticket(s), {len(pressing)} of them urgent or high "
                f"among those listed, and {overdue} late shipment(s). It placed "
-               f"{orders['count']} order(s) totalling {Decimal(str(orders['total'])):,.2f}.")
+               f"{orders['count']} order(s) totalling {Decimal(str(orders['total'] or 0)):,.2f}.")
     cited = [document["account"]["source_id"],
              *(t["source_id"] for t in (pressing or tickets)[:_MAX_CITED_PER_SECTION]),
              *(s["source_id"] for s in late[:_MAX_CITED_PER_SECTION]),
@@ -100,7 +107,7 @@ def account_health_step(environ: Mapping[str, str] | None = None, **options: Any
             prices = PriceTable({endpoint.label: Price(price_in or 0.0, price_out or 0.0)})
         budget = _number(environ, "BUDGET")
     settings: dict[str, Any] = {
-        "name": "account_health", "context": ACCOUNT_CONTEXT.table, "output": AccountHealth,
+        "name": "account_health", "context": ACCOUNT_CONTEXT_TABLE, "output": AccountHealth,
         "prompt": ACCOUNT_HEALTH_PROMPT, "providers": providers, "timeout": 30.0,
         "concurrency": 8, "budget": budget, "prices": prices, "max_failure_share": 0.05,
         **options}

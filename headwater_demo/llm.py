@@ -11,7 +11,7 @@ and provenance. Responses carry ``usage`` counts (four characters a token). With
 :class:`Faults` makes the next completions misbehave the ways models and busy APIs do:
 invalid JSON, an answer breaking the schema, an invented citation, 429 with
 ``Retry-After``, 503, or a slow answer. ``latency_ms`` delays every completion (the
-benchmark uses 50 ms). ``python -m pipelines.estate.llm --port 0`` serves it standalone
+benchmark uses 50 ms). ``python -m headwater_demo.llm --port 0`` serves it standalone
 and prints its base URL.
 """
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ._mapping import Derived, EntityMapping, From, Lookup
-from ._resolve import PartySource, Resolution
+from normalization import Derived, EntityMapping, From, Lookup, PartySource, Resolution
+
 from .entities import Account, Contact, Customer, Order, OrderLine, Product, Shipment, Ticket
 
 LEGACY_NULL_DATE = ("sentinel_to_null", {"values": ["1900-01-01"]})
@@ -173,7 +173,7 @@ MAPPINGS: tuple[EntityMapping, ...] = (
 # Lookup reference name -> the warehouse table it is read from.
 REFERENCES = {"product": "clean_product", "fx_rates": "ref_fx_rates"}
 # Reference files landed as ref_<name> before the entities (in the demo estate's package).
-REFERENCE_FILES = {"fx_rates": "estate:fx_rates.csv"}
+REFERENCE_FILES = {"fx_rates": "fx_rates.csv"}  # beside this module
 
 PARTIES = Resolution(
     name="party",

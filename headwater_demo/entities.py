@@ -2,7 +2,7 @@
 
 Each model is the contract of a ``clean_<entity>`` table: types, constraints, uniqueness
 and a description per column, which the Dagster layer publishes as the asset's column
-schema. Models hold no cleaning: the mappings in :mod:`normalization.estate` bring raw
+schema. Models hold no cleaning: the mappings in :mod:`headwater_demo.mappings` bring raw
 rows to these types first, so a failed check means a bad value, not a bad format.
 """
 

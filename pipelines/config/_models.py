@@ -1,0 +1,412 @@
+"""The configuration's typed models: what each key means, its type and default.
+
+Every table refuses keys it does not know (the error names the key path and the closest
+valid key). Connectors are a union on ``kind`` (``sql`` by default); a connector named
+by ``class`` is checked against the settings of the kind it subclasses plus the
+arguments of its own ``__init__`` (see :mod:`._connectors`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    """A table of the configuration: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -- collaborators --------------------------------------------------------------------------
+
+
+class RetrySpec(Strict):
+    """``retry = { max_attempts = 5, base_delay = 0.5, max_delay = 30 }``."""
+
+    max_attempts: int = Field(5, ge=1)
+    base_delay: float = Field(0.5, ge=0)
+    max_delay: float = Field(30.0, ge=0)
+
+
+class RateLimitSpec(Strict):
+    """``rate_limit = { requests = 10, per_seconds = 1 }``: proactive, per source."""
+
+    requests: int = Field(ge=1)
+    per_seconds: float = Field(1.0, gt=0)
+
+
+class OAuth2Spec(Strict):
+    kind: Literal["oauth2"]
+    token_url: str
+    client_id: str
+    client_secret: str | None = None
+    private_key_file: str | None = None
+    method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] = \
+        "client_secret_basic"
+    scope: str | None = None
+    leeway: float = 30.0
+
+
+class APIKeySpec(Strict):
+    kind: Literal["api_key"]
+    key: str
+    header: str = "X-API-Key"
+    query_param: str | None = None
+
+
+class BasicAuthSpec(Strict):
+    kind: Literal["basic"]
+    username: str
+    password: str
+
+
+class BearerSpec(Strict):
+    kind: Literal["bearer"]
+    token: str
+
+
+AuthSpec = Annotated[OAuth2Spec | APIKeySpec | BasicAuthSpec | BearerSpec,
+                     Field(discriminator="kind")]
+PAGINATOR_KINDS = ("page_number", "offset", "cursor", "next_url", "link_header")
+
+
+class PaginatorSpec(BaseModel):
+    """``paginator = { kind = "cursor", ... }``; the other keys are the paginator's own
+    (checked against its class when the connector is built)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: Literal["page_number", "offset", "cursor", "next_url", "link_header"]
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PartitionSpec(Strict):
+    """How a stream's backfills are split (``partition = "daily"``)."""
+
+    kind: Literal["daily"] = "daily"
+    start: dt.date
+
+
+# -- streams --------------------------------------------------------------------------------
+
+
+class IncrementalFields(Strict):
+    """The incremental vocabulary every stream kind shares."""
+
+    cursor: str | None = None
+    lag_seconds: float | None = Field(None, ge=0)
+    start: Any = None
+    end: Any = None
+    on_missing_cursor: Literal["include", "skip", "fail"] = "include"
+    primary_key: list[str] = []
+    partition: Literal["daily"] | None = None
+    partition_start: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _partition(self) -> IncrementalFields:
+        if self.partition and self.partition_start is None:
+            raise ValueError("partition = \"daily\" needs partition_start = \"YYYY-MM-DD\"")
+        if self.partition and not self.cursor:
+            raise ValueError("a partitioned stream needs a cursor to read by window")
+        return self
+
+
+class SQLStreamSpec(IncrementalFields):
+    """``[[connectors.<name>.streams]]`` of a SQL or ODBC connector."""
+
+    name: str | None = None
+    table: str | None = None
+    db_schema: str | None = Field(None, alias="schema")
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SQLStreamSpec:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give either table = \"...\" or query = \"SELECT ...\"")
+        if self.query is not None and not self.name:
+            raise ValueError("a query stream needs name = \"...\"")
+        return self
+
+
+class RESTStreamSpec(IncrementalFields):
+    name: str
+    path: str
+    record_path: str = ""
+    params: dict[str, Any] = {}
+    since_param: str | None = None
+    nested: Literal["flatten", "json"] = "flatten"
+    paginator: PaginatorSpec | None = None
+
+
+class SOAPStreamSpec(IncrementalFields):
+    name: str
+    operation: str
+    arguments: dict[str, Any] = {}
+    record_path: str = ""
+    since_arg: str | None = None
+    nested: Literal["flatten", "json"] = "flatten"
+    explode: str | None = None
+    explode_keys: dict[str, str] = {}
+    paginator: PaginatorSpec | None = None
+
+
+# -- connectors -----------------------------------------------------------------------------
+
+
+class Orchestration(Strict):
+    """Keys of every ``[connectors.<name>]`` that the orchestrator reads."""
+
+    schedule: str | None = None
+    timezone: str = "UTC"
+    sensor: bool = False
+    freshness_hours: float = Field(24.0, gt=0)
+    owners: list[str] = []
+    tags: dict[str, str] = {}
+    description: str | None = None
+    partitions: dict[str, PartitionSpec] = {}
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a cron expression of five fields "
+                             "(\"0 * * * *\" is hourly)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name (\"Europe/Berlin\", "
+                             "\"UTC\")") from None
+        return value
+
+
+class RelationalSettings(Orchestration):
+    db_schema: str | None = Field(None, alias="schema")
+    chunk_size: int = Field(100_000, ge=1)
+    batch_size: int = Field(50_000, ge=1)
+    retry: RetrySpec = RetrySpec()
+    fast_path: bool | Literal["auto"] = "auto"
+    streams: list[SQLStreamSpec] = []
+
+
+class SQLConnectorSpec(RelationalSettings):
+    """``kind = "sql"``: any SQLAlchemy dialect."""
+
+    kind: Literal["sql"] = "sql"
+    url: str
+
+
+class ODBCConnectorSpec(RelationalSettings):
+    """``kind = "odbc"``: any ODBC driver."""
+
+    kind: Literal["odbc"]
+    connection_string: str
+    dialect: str | None = None
+    literal_sql: bool | None = None
+    max_text_size: int = Field(2**20, ge=1)
+    max_binary_size: int = Field(2**20, ge=1)
+    login_timeout: int = Field(10, ge=0)
+    query_timeout: int = Field(0, ge=0)
+
+
+class RESTConnectorSpec(Orchestration):
+    """``kind = "rest"``: a JSON API."""
+
+    kind: Literal["rest"]
+    base_url: str
+    auth: AuthSpec | None = None
+    timeout: float = Field(60.0, gt=0)
+    max_elapsed: float = Field(300.0, gt=0)
+    rate_limit: RateLimitSpec | None = None
+    headers: dict[str, str] = {}
+    batch_size: int = Field(10_000, ge=1)
+    retry: RetrySpec = RetrySpec()
+    streams: list[RESTStreamSpec] = []
+
+
+class SOAPConnectorSpec(Orchestration):
+    """``kind = "soap"``: the operations of a WSDL."""
+
+    kind: Literal["soap"]
+    wsdl: str
+    username: str | None = None
+    password: str | None = None
+    digest: bool = True
+    auth: AuthSpec | None = None
+    timeout: float = Field(30.0, gt=0)
+    operation_timeout: float = Field(60.0, gt=0)
+    allowed_imports: list[str] = []
+    endpoint: str | None = None
+    rate_limit: RateLimitSpec | None = None
+    batch_size: int = Field(10_000, ge=1)
+    retry: RetrySpec = RetrySpec()
+    streams: list[SOAPStreamSpec] = []
+
+
+KIND_SPECS: dict[str, type[Orchestration]] = {
+    "sql": SQLConnectorSpec, "odbc": ODBCConnectorSpec, "rest": RESTConnectorSpec,
+    "soap": SOAPConnectorSpec,
+}
+STREAM_SPECS: dict[str, type[IncrementalFields]] = {
+    "sql": SQLStreamSpec, "odbc": SQLStreamSpec, "rest": RESTStreamSpec,
+    "soap": SOAPStreamSpec,
+}
+
+
+# -- the rest of the file -------------------------------------------------------------------
+
+
+class WarehouseSpec(Strict):
+    """``[warehouse] url = "duckdb:///path.duckdb"`` or ``postgresql://...``."""
+
+    url: str
+
+
+class NormalizationSpecModel(Strict):
+    """``[normalization]``: the modules that declare mappings (``MAPPINGS`` and
+    optionally ``REFERENCES``, ``REFERENCE_FILES``, ``PARTIES``), in order."""
+
+    mappings: list[str] = []
+    reference_files: dict[str, str] | None = None
+
+    @field_validator("mappings", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class RootSpec(Strict):
+    entity: str
+    key: str
+    fields: list[str]
+    parties: str | None = None
+    where: str | None = None
+
+
+class ViaSpec(Strict):
+    section: str
+    on: dict[str, str]
+
+
+class ThroughPartiesSpec(Strict):
+    system: str
+    column: str
+
+
+class SectionSpec(Strict):
+    name: str
+    entity: str
+    key: str
+    fields: list[str]
+    on: dict[str, str] | None = None
+    through_parties: ThroughPartiesSpec | None = None
+    via: ViaSpec | None = None
+    where: str | None = None
+    order_by: list[str] = []
+
+
+class SummarySpec(Strict):
+    name: str
+    section: str
+    values: dict[str, str]
+
+
+class ContextDeclaration(Strict):
+    """``[contexts.<name>]``: a context declared in TOML, or ``context = "pkg.mod:OBJ"``
+    naming a :class:`pipelines.context.ContextSpec` (or a function returning one)."""
+
+    context: str | None = None
+    root: RootSpec | None = None
+    sections: list[SectionSpec] = []
+    summaries: list[SummarySpec] = []
+    budget: int = Field(1000, ge=1)
+    priorities: list[str] = []
+    as_of: dt.datetime | str | None = None
+    constants: dict[str, Any] = {}
+    parties: str = "party"
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _declared_once(self) -> ContextDeclaration:
+        if (self.context is None) == (self.root is None):
+            raise ValueError("declare the context with root = {...} and sections, or name a "
+                             "Python declaration with context = \"package.module:NAME\"")
+        return self
+
+
+class PromptSpec(Strict):
+    version: str
+    system: str
+    template: str
+
+
+class OpenAIProviderSpec(Strict):
+    kind: Literal["openai"]
+    base_url: str
+    model: str
+    api_key: str | None = None
+    name: str = "openai"
+    price_in_per_1k: float | None = Field(None, ge=0)
+    price_out_per_1k: float | None = Field(None, ge=0)
+    strict: bool = True
+    max_tokens_param: str = "max_tokens"
+
+
+class RulesProviderSpec(Strict):
+    kind: Literal["rules"]
+    function: str
+    version: str
+    name: str = "local"
+
+
+ProviderSpec = Annotated[OpenAIProviderSpec | RulesProviderSpec, Field(discriminator="kind")]
+
+
+class ModelDeclaration(Strict):
+    """``[models.<name>]``: a model step declared in TOML, or ``step = "pkg.mod:OBJ"``
+    naming a :class:`pipelines.models.ModelStep` (or a function returning one)."""
+
+    step: str | None = None
+    context: str | None = None
+    output: str | None = None
+    prompt: PromptSpec | str | None = None
+    providers: list[ProviderSpec] = []
+    timeout: float = Field(30.0, gt=0)
+    concurrency: int = Field(4, ge=1)
+    budget: float | None = Field(None, ge=0)
+    max_failure_share: float = Field(0.05, ge=0, le=1)
+    citations_field: str = "cited_sources"
+    min_citations: int = Field(1, ge=0)
+    max_output_tokens: int = Field(512, ge=1)
+
+    @model_validator(mode="after")
+    def _declared_once(self) -> ModelDeclaration:
+        if self.step is not None:
+            return self
+        missing = [k for k in ("context", "output", "prompt") if getattr(self, k) is None]
+        if missing or not self.providers:
+            needs = [*missing, *([] if self.providers else ["providers"])]
+            raise ValueError(f"declare the step's {', '.join(needs)} (or name a Python "
+                             "declaration with step = \"package.module:NAME\")")
+        return self
+
+
+class ConfigFile(Strict):
+    """The whole file, before connectors are checked kind by kind."""
+
+    warehouse: WarehouseSpec
+    connectors: dict[str, dict[str, Any]] = {}
+    normalization: NormalizationSpecModel = NormalizationSpecModel()
+    contexts: dict[str, ContextDeclaration] = {}
+    models: dict[str, ModelDeclaration] = {}
