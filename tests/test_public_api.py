@@ -33,8 +33,9 @@ PINNED = {
         "fast_path_available", "graphic", "graphic_decoder",
     ],
     connectors.http: [
-        "DEFAULT_TIMEOUT", "APIKey", "Auth", "BasicAuth", "BearerToken", "HTTPClient",
-        "OAuth2ClientCredentials", "RateLimit", "describe", "retry_after_seconds", "wait_needed",
+        "DEFAULT_DEADLINE", "DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "APIKey", "Auth",
+        "BasicAuth", "BearerToken", "Deadline", "HTTPClient", "OAuth2ClientCredentials",
+        "RateLimit", "describe", "read_body", "retry_after_seconds", "wait_needed",
     ],
     connectors.rest: [
         "CursorInBody", "DateWindows", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",
