@@ -39,8 +39,8 @@ PINNED = {
     ],
     connectors.rest: [
         "CursorInBody", "DateWindows", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",
-        "PageNumber", "PageResult", "Paginator", "RESTConnector", "RESTStream", "coerce",
-        "flatten", "parse_link_header", "select_records", "value_at",
+        "PageNumber", "PageProgress", "PageResult", "Paginator", "RESTConnector", "RESTStream",
+        "coerce", "flatten", "parse_link_header", "select_records", "value_at",
     ],
     connectors.soap: [
         "GuardedTransport", "SOAPConnector", "SOAPStream", "TimestampedUsernameToken",
