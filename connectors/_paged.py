@@ -10,11 +10,18 @@ split into several batches.
 
 Streams are :class:`PagedStream` s: they carry ``record_path``, ``paginator`` and
 ``nested`` besides the usual key, cursor and schema.
+
+Every read is bounded: at most ``max_pages`` pages, each response at most
+``max_response_bytes`` (the subclass enforces it while reading), and a page that brings
+no primary key the read has not seen stops it (:class:`~connectors.rest.PageProgress`).
+A stored page never holds the credentials a server may echo in a next-page link
+(:meth:`PagedConnector.stored_page`).
 """
 
 from __future__ import annotations
 
 import abc
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,24 +32,37 @@ from ._base import Connector
 from ._batching import batch_records, empty_batch
 from ._errors import ConfigurationError, DataContractError
 from ._incremental import CursorTracker
-from ._paginate import Page, PageLoop, PageResult, Paginator
+from ._paginate import Page, PageLoop, PageProgress, PageResult, Paginator
 from ._records import AS_JSON, FLATTEN, coerce, flatten, parse_instant, to_batch, unknown_fields
 from ._state import with_checkpoint
 from ._stream import Stream
+from .http import DEFAULT_MAX_RESPONSE_BYTES
+
+#: Pages one read may fetch by default: 10 million records at 100 a page. A guard
+#: against a source that pages for ever with ever-new records (repeats are caught
+#: sooner); a read stopped by it has checkpointed every page before, so the next run
+#: goes on from there.
+DEFAULT_MAX_PAGES = 100_000
 
 
 @dataclass(frozen=True, kw_only=True)
 class PagedStream(Stream):
     """What every paged stream declares beside its key and cursor: where the records are
     in a page (``record_path``), how to find the next page (``paginator``; one page if
-    ``None``), and how nested objects become columns (``nested``)."""
+    ``None``), and how nested objects become columns (``nested``). ``max_pages`` and
+    ``max_response_bytes`` override the connector's bounds for this stream."""
 
     record_path: str = ""
     paginator: Paginator | None = None
     nested: str = FLATTEN
+    max_pages: int | None = None
+    max_response_bytes: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for bound in ("max_pages", "max_response_bytes"):
+            if getattr(self, bound) is not None and getattr(self, bound) < 1:
+                raise ConfigurationError(f"stream {self.name!r}: {bound} must be at least 1")
         if self.nested not in (FLATTEN, AS_JSON):
             raise ConfigurationError(
                 f"stream {self.name!r}: nested must be {FLATTEN!r} or {AS_JSON!r}"
@@ -55,14 +75,25 @@ class PagedStream(Stream):
 
 
 class PagedConnector(Connector):
-    """A connector that reads each stream as a sequence of pages of records."""
+    """A connector that reads each stream as a sequence of pages of records.
+
+    ``max_pages`` bounds the pages of one read and ``max_response_bytes`` the size of
+    one response (``None``: unbounded), for every stream that does not set its own.
+    """
 
     def __init__(self, name: str | None, streams: Sequence[Stream] | None, *,
-                 batch_size: int = 10_000) -> None:
+                 batch_size: int = 10_000, max_pages: int = DEFAULT_MAX_PAGES,
+                 max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         super().__init__(name, streams)
         if batch_size < 1:
             raise ConfigurationError(f"connector {self.name!r}: batch_size must be at least 1")
+        if max_pages < 1 or (max_response_bytes is not None and max_response_bytes < 1):
+            raise ConfigurationError(
+                f"connector {self.name!r}: max_pages and max_response_bytes must be at least 1"
+            )
         self.batch_size = batch_size
+        self.max_pages = max_pages
+        self.max_response_bytes = max_response_bytes
         self._schemas: dict[str, pa.Schema] = {}
 
     # -- what a subclass provides -------------------------------------------------------
@@ -79,6 +110,31 @@ class PagedConnector(Connector):
     def parse_records(self, stream: Any, body: Any, headers: Mapping[str, str]
                       ) -> list[Mapping[str, Any]]:
         """The records of one page (flattened afterwards by the stream's ``nested`` rule)."""
+
+    #: Query parameters that carry the connector's credentials (an API key in the
+    #: query): left out of every stored page, applied again when the page is sent.
+    credential_params: frozenset[str] = frozenset()
+
+    def stored_page(self, page: Page) -> Page:
+        """The page as a checkpoint stores it: without :attr:`credential_params` (a
+        server may echo an API key in its next-page links). Override to leave out more;
+        the page must still fetch the same records once the credentials are applied."""
+        return page.without(self.credential_params)
+
+    def response_limit(self, stream: Any) -> int | None:
+        """The most bytes one response of ``stream`` may have (``None``: no bound)."""
+        limit = getattr(stream, "max_response_bytes", None)
+        return self.max_response_bytes if limit is None else limit
+
+    def _fetch(self, stream: Any, page: Page) -> tuple[Any, Mapping[str, str]]:
+        try:
+            return self.fetch_page(stream, page)
+        except DataContractError as exc:  # an oversized or refused response
+            if exc.message.startswith("connector "):
+                raise
+            raise DataContractError(
+                f"connector {self.name!r}, stream {stream.name!r}: {exc.message}"
+            ) from None
 
     # -- the contract -------------------------------------------------------------------
 
@@ -108,7 +164,7 @@ class PagedConnector(Connector):
 
     def _first_records(self, stream: Any) -> list[Mapping[str, Any]]:
         page = _paginator(stream).first(self.first_page(stream, None))
-        body, headers = self.fetch_page(stream, page)
+        body, headers = self._fetch(stream, page)
         return [flatten(r, stream.nested) for r in self.parse_records(stream, body, headers)]
 
     def read(self, stream: str | Stream, state: dict[str, Any] | None = None
@@ -134,11 +190,22 @@ class PagedConnector(Connector):
         page: Page | None = (Page.from_state(resume["page"]) if resume.get("page")
                              else paginator.first(self.first_page(stream, tracker)))
         skip = int(resume.get("skip") or 0)  # records of that page already stored
-        loop = PageLoop(stream.name)
+        loop, progress = PageLoop(stream.name), PageProgress(self.name, stream.name)
+        max_pages = stream.max_pages or self.max_pages
+        number = 0
         while page is not None:
+            number += 1
+            if number > max_pages:
+                raise DataContractError(
+                    f"connector {self.name!r}, stream {stream.name!r}: the source still had "
+                    f"pages after max_pages={max_pages} in one read; every page before was "
+                    "delivered and checkpointed, so the next run goes on from there: raise "
+                    "max_pages for this stream if the source really holds that many"
+                )
             loop.visit(page)
-            body, headers = self.fetch_page(stream, page)
+            body, headers = self._fetch(stream, page)
             records = self.parse_records(stream, body, headers)
+            progress.check(number, self.stored_page(page), _keys(stream, records))
             following = paginator.next(page, PageResult(body, headers, len(records)))
             yield from self._page_batches(stream, schema, tracker, records[skip:], skip,
                                           page, following)
@@ -156,9 +223,11 @@ class PagedConnector(Connector):
             end = start + len(part)
             kept = part if tracker is None else [r for r in part if _admit(stream, tracker, r)]
             if end < len(records):
-                resume: dict[str, Any] = {"page": page.to_state(), "skip": skipped + end}
+                resume: dict[str, Any] = {"page": self.stored_page(page).to_state(),
+                                          "skip": skipped + end}
             else:
-                resume = {"page": following.to_state() if following else None}
+                resume = {"page": self.stored_page(following).to_state() if following
+                          else None}
             checkpoint: dict[str, Any] = {"resume": resume}
             if tracker is not None:
                 checkpoint.update(tracker.saved())
@@ -170,6 +239,16 @@ class PagedConnector(Connector):
 
 def _paginator(stream: PagedStream) -> Paginator:
     return stream.paginator or Paginator()
+
+
+def _keys(stream: Any, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The primary keys of a page's records (flattened first where a key is nested)."""
+    key_of = operator.itemgetter(*stream.primary_key)
+    try:
+        return list(map(key_of, records))
+    except KeyError:  # a nested key field, or a record without it (refused later)
+        return [key_of({**dict.fromkeys(stream.primary_key), **flatten(r, stream.nested)})
+                for r in records]
 
 
 def _admit(stream: Any, tracker: CursorTracker, record: Mapping[str, Any]) -> bool:

@@ -2,23 +2,26 @@
 
 A paginator turns the request for one page and what came back (:class:`PageResult`)
 into the request for the next page, or ``None`` at the end. It never sends anything;
-the connector does, and refuses to request the same page twice (a source that hands
-back an old token would otherwise loop for ever). Subclass :class:`Paginator` for a
-scheme not here: override :meth:`Paginator.next` (and :meth:`Paginator.first` if the
-first page needs parameters).
+the connector does, and refuses to request the same page twice (:class:`PageLoop`: a
+source that hands back an old token would otherwise loop for ever) or to go on after a
+page that brought no record it had not read already (:class:`PageProgress`: a next link
+that is always new over the same records). Subclass :class:`Paginator` for a scheme not
+here: override :meth:`Paginator.next` (and :meth:`Paginator.first` if the first page
+needs parameters).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
 from ._errors import DataContractError
 from ._records import value_at
+from ._redaction import without_query_params
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ class Page:
 
     def to_state(self) -> dict[str, Any]:
         return {"url": self.url, "params": dict(self.params)}
+
+    def without(self, names: Collection[str]) -> Page:
+        """This page without the parameters called ``names``, in its URL's query or its
+        params (credentials, before the page is stored)."""
+        if not names:
+            return self
+        return Page(without_query_params(self.url, names),
+                    {k: v for k, v in self.params.items() if k not in names})
+
+    def describe(self) -> str:
+        """The page for a message: its URL and the arguments it sends."""
+        return f"{self.url} {self.arguments}" if self.arguments else self.url
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Page:
@@ -273,3 +288,51 @@ class PageLoop:
                 f"({page.url} {dict(page.params)}); stopping instead of looping for ever"
             )
         self._seen.add(identity)
+
+
+class PageProgress:
+    """Refuses a page that brings no record the read has not delivered already.
+
+    A source whose next link or token is always new but whose records are not (a
+    server that ignores the page parameter, a cursor that restarts) would be read for
+    ever; :class:`PageLoop` catches only requests repeated exactly. Each page's primary
+    keys are remembered as hashes: at least the most recent ``window // 2`` keys (at
+    most ``window``) exactly, and every page's key set as one fingerprint, so a page all
+    of whose keys are recent, or whose key set equals an earlier page's, stops the read.
+    Memory stays bounded (a few megabytes) however long the read; a cycle longer than
+    that of pages that differ is left to ``max_pages``. Empty pages pass (date windows
+    are often empty).
+    """
+
+    def __init__(self, connector: str, stream: str, *, window: int = 100_000) -> None:
+        self.connector, self.stream, self.window = connector, stream, window
+        # Two generations of key hashes: the current one fills to window // 2, then
+        # becomes the previous one (the one before is dropped).
+        self._current: set[int] = set()
+        self._previous: set[int] = set()
+        self._fingerprints: set[int] = set()
+
+    def check(self, number: int, page: Page, keys: Sequence[Hashable]) -> None:
+        """Page ``number`` of this read (1-based) held records with ``keys``: remember
+        them, or raise ``DataContractError`` if none is new."""
+        if not keys:
+            return
+        try:
+            hashes = frozenset(map(hash, keys))
+        except TypeError:  # a key field holding a list or a mapping
+            hashes = frozenset(hash(repr(key)) for key in keys)
+        fingerprint = hash(hashes)
+        if fingerprint in self._fingerprints or not hashes.difference(self._current,
+                                                                      self._previous):
+            raise DataContractError(
+                f"connector {self.connector!r}, stream {self.stream!r}: page {number} of "
+                f"this read ({page.describe()}) holds {len(keys)} record(s), every one read "
+                "already in this read: the source's paging does not advance (a next link "
+                "or token that changes while the records do not), so the read stops "
+                "instead of looping; check the stream's paginator and how the source "
+                "orders its pages"
+            )
+        self._fingerprints.add(fingerprint)
+        self._current.update(hashes)
+        if len(self._current) >= self.window // 2:
+            self._previous, self._current = self._current, set()

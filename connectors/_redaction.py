@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Collection
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -29,8 +31,9 @@ _SECRET_NAMES = (
 )
 # key=value, key: value, "key": "value", 'key': 'value' (query strings, ODBC and
 # libpq connection strings, headers, JSON and dict reprs). ODBC braces escape "}" as "}}".
+# A name right after "/" is a path segment (".../oauth/token: refused"), not a key.
 _KEY_VALUE = re.compile(
-    rf"(?P<head>(?<![a-zA-Z0-9])(?:{_SECRET_NAMES})[\"']?\s*[=:]\s*)"
+    rf"(?P<head>(?<![a-zA-Z0-9/])(?:{_SECRET_NAMES})[\"']?\s*[=:]\s*)"
     r"(?P<secret>'[^']*'|\"[^\"]*\"|\{(?:[^}]|\}\})*\}|[^\s;&,)}]+)",
     re.IGNORECASE,
 )
@@ -42,13 +45,14 @@ _AUTH_HEADER = re.compile(
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that it is masked wherever it appears later.
+    """Remember a secret value so that it is masked wherever it appears later, also
+    URL-encoded (in a query string a log line or a link echoes).
 
     Values shorter than four characters are ignored: masking them would garble text.
     """
     if value and len(value) >= 4:
         with _lock:
-            _known_secrets.add(value)
+            _known_secrets.update({value, quote(value, safe=""), quote_plus(value)})
 
 
 def redact(text: object) -> str:
@@ -61,6 +65,31 @@ def redact(text: object) -> str:
     out = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + "@", out)
     out = _AUTH_HEADER.sub(lambda m: m["head"] + MASK, out)
     return _KEY_VALUE.sub(lambda m: m["head"] + MASK, out)
+
+
+def without_query_params(url: str, names: Collection[str]) -> str:
+    """``url`` without the query parameters called ``names`` (credentials a server echoed
+    in a link, before the link is stored); the other parameters are kept as written."""
+    if not names or "?" not in url:
+        return url
+    parts = urlsplit(url)
+    kept = [pair for pair in parts.query.split("&")
+            if unquote_plus(pair.split("=", 1)[0]) not in names]
+    return urlunsplit(parts._replace(query="&".join(kept)))
+
+
+def mask_known_secrets(text: str) -> tuple[str, int]:
+    """``text`` with every registered secret masked, also where it appears URL-encoded
+    (a key echoed in a link), and how many were masked. Only known values are touched:
+    for text that must keep its shape (a stored checkpoint), unlike :func:`redact`."""
+    with _lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)  # encoded forms included
+    found = 0
+    for secret in secrets:
+        if secret in text:
+            found += text.count(secret)
+            text = text.replace(secret, MASK)
+    return text, found
 
 
 class RedactingFilter(logging.Filter):

@@ -3,6 +3,10 @@
 Every batch a connector yields carries, in its schema metadata, the state that holds
 once that batch is stored. The runner writes the batch and that state in one
 transaction, so data and state never disagree.
+
+A checkpoint never carries a registered secret: connectors keep credentials out of
+what they store (an API key echoed in a next-page link is stripped before the link is
+saved), and :func:`with_checkpoint` masks any that still got in, with a warning.
 """
 
 from __future__ import annotations
@@ -10,10 +14,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+
+from ._redaction import mask_known_secrets
+
+log = logging.getLogger("headwater.connectors.state")
 
 STATE_METADATA_KEY = b"headwater:state"
 
@@ -67,8 +76,29 @@ def loads_state(text: str | None) -> dict[str, Any]:
     return _decode(json.loads(text)) if text else {}
 
 
+def _masked(value: Any) -> tuple[Any, int]:
+    """``value`` (a state document) with registered secrets masked in every string."""
+    if isinstance(value, str):
+        return mask_known_secrets(value)
+    if isinstance(value, dict):
+        pairs = [(_masked(k), _masked(v)) for k, v in value.items()]
+        return ({k: v for (k, _), (v, _) in pairs},
+                sum(a + b for (_, a), (_, b) in pairs))
+    if isinstance(value, list | tuple):
+        items = [_masked(v) for v in value]
+        return [v for v, _ in items], sum(n for _, n in items)
+    return value, 0
+
+
 def with_checkpoint(batch: pa.RecordBatch, state: dict[str, Any]) -> pa.RecordBatch:
-    """Return ``batch`` carrying ``state`` as the checkpoint that holds once it is stored."""
+    """Return ``batch`` carrying ``state`` as the checkpoint that holds once it is stored.
+
+    A registered secret found in ``state`` is masked before it is stored, and said."""
+    state, found = _masked(state)
+    if found:
+        log.warning("a checkpoint held a registered secret in %d place(s); it was masked "
+                    "before being stored, so resuming from it may fail: the connector "
+                    "should keep credentials out of its state", found)
     metadata = dict(batch.schema.metadata or {})
     metadata[STATE_METADATA_KEY] = dumps_state(state).encode()
     return batch.replace_schema_metadata(metadata)

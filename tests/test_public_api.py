@@ -33,13 +33,14 @@ PINNED = {
         "fast_path_available", "graphic", "graphic_decoder",
     ],
     connectors.http: [
-        "DEFAULT_TIMEOUT", "APIKey", "Auth", "BasicAuth", "BearerToken", "HTTPClient",
-        "OAuth2ClientCredentials", "RateLimit", "describe", "retry_after_seconds", "wait_needed",
+        "DEFAULT_DEADLINE", "DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "APIKey", "Auth",
+        "BasicAuth", "BearerToken", "Deadline", "HTTPClient", "OAuth2ClientCredentials",
+        "RateLimit", "describe", "read_body", "retry_after_seconds", "wait_needed",
     ],
     connectors.rest: [
         "CursorInBody", "DateWindows", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",
-        "PageNumber", "PageResult", "Paginator", "RESTConnector", "RESTStream", "coerce",
-        "flatten", "parse_link_header", "select_records", "value_at",
+        "PageNumber", "PageProgress", "PageResult", "Paginator", "RESTConnector", "RESTStream",
+        "coerce", "flatten", "parse_link_header", "select_records", "value_at",
     ],
     connectors.soap: [
         "GuardedTransport", "SOAPConnector", "SOAPStream", "TimestampedUsernameToken",

@@ -7,24 +7,28 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import requests
 import zeep
 from zeep import exceptions as zx
 from zeep.helpers import serialize_object
 from zeep.wsse.username import UsernameToken
 from zeep.wsse.utils import WSU
 
-from .._errors import ConfigurationError, DataContractError
+from .._errors import (
+    ConfigurationError,
+    DataContractError,
+    HeadwaterError,
+    RetriableSourceError,
+)
 from .._identity import SourceIdentity
 from .._incremental import CursorTracker
-from .._paged import PagedConnector
+from .._paged import DEFAULT_MAX_PAGES, PagedConnector
 from .._paginate import Page
 from .._records import value_at
 from .._redaction import redact, register_secret
 from .._retry import Retrier, RetryPolicy
 from .._stream import Stream
-from ..http import Auth, HTTPClient, RateLimit
-from ._faults import translate_fault
+from ..http import DEFAULT_MAX_RESPONSE_BYTES, Auth, HTTPClient, RateLimit
+from ._faults import translate_fault, within
 from ._streams import SOAPStream
 from ._transport import GuardedTransport, hardened_settings, origin_of
 
@@ -48,27 +52,19 @@ class TimestampedUsernameToken(UsernameToken):
         return super().apply(envelope, headers)
 
 
-class _SessionAuth(requests.auth.AuthBase):
-    """An :class:`~connectors.http.Auth` (basic, bearer, OAuth2) on zeep's requests."""
-
-    def __init__(self, auth: Auth) -> None:
-        self.auth = auth
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        headers: dict[str, str] = {}
-        self.auth.apply(headers, {})
-        request.headers.update(headers)
-        return request
-
-
 class SOAPConnector(PagedConnector):
     """Reads SOAP services declared as :class:`SOAPStream` s of one WSDL.
 
     The WSDL comes from a URL or a local file; documents it imports load only from its
     own location or from ``allowed_imports``; ``endpoint`` overrides the address the
     WSDL names (a checked-in WSDL pointing at another server, say). XML is parsed
-    without DTDs, entities or outside references, and every operation has
-    ``operation_timeout`` seconds.
+    without DTDs, entities, outside references or huge trees; a response carrying one
+    is refused (``DataContractError``), never retried.
+    Every exchange goes through one :class:`~connectors.http.HTTPClient`, as for REST:
+    ``rate_limit``, retries with backoff honouring ``Retry-After``, one renewal on 401,
+    ``operation_timeout`` seconds per operation from connect to last byte (``timeout``
+    per WSDL download), ``max_elapsed`` for an operation with all its retries, and
+    ``max_response_bytes`` per response.
     Credentials: WS-Security UsernameToken (``username``/``password``, digest by
     default, with a timestamp), and/or an HTTP ``auth`` object (basic, bearer, OAuth2
     from :mod:`connectors.http`). Server faults, timeouts and dropped connections are
@@ -97,22 +93,25 @@ class SOAPConnector(PagedConnector):
         allowed_imports: Sequence[str] = (),
         endpoint: str | None = None,
         rate_limit: RateLimit | None = None,
+        max_elapsed: float = 300.0,
         batch_size: int = 10_000,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(name, streams, batch_size=batch_size)
+        super().__init__(name, streams, batch_size=batch_size, max_pages=max_pages,
+                         max_response_bytes=max_response_bytes)
         self.wsdl = wsdl or self.wsdl
         if not self.wsdl:
             raise ConfigurationError(f"connector {self.name!r} needs a wsdl (URL or file)")
         for stream in self.streams:
             if not isinstance(stream, SOAPStream):
                 raise ConfigurationError(f"stream {stream.name!r}: a SOAP stream is a SOAPStream")
-        self.http = HTTPClient(retry=retry, timeout=timeout, rate_limit=rate_limit)
-        if auth is not None:
-            self.http.session.auth = _SessionAuth(auth)
+        self.http = HTTPClient(auth=auth, retry=retry, timeout=timeout,
+                               deadline=operation_timeout, max_elapsed=max_elapsed,
+                               rate_limit=rate_limit, max_response_bytes=max_response_bytes)
         self.wsse = (TimestampedUsernameToken(username, password or "", digest=digest)
                      if username else None)
-        self.transport = GuardedTransport(self.http.session,
-                                          [origin_of(self.wsdl), *allowed_imports],
+        self.transport = GuardedTransport(self.http, [origin_of(self.wsdl), *allowed_imports],
                                           timeout=timeout, operation_timeout=operation_timeout)
         self.endpoint = endpoint
         self.where = redact(endpoint or self.wsdl)
@@ -125,22 +124,24 @@ class SOAPConnector(PagedConnector):
         return SourceIdentity(self.name, self.kind, self.where, operation, "operation")
 
     @property
-    def client(self) -> zeep.Client:
-        """The zeep client, built on first use (it loads the WSDL)."""
-        if self._client is None:
-            def load() -> zeep.Client:
-                try:
-                    return zeep.Client(self.wsdl, transport=self.transport, wsse=self.wsse,
-                                       settings=hardened_settings())
-                except zx.ExternalReferenceForbidden:
-                    raise ConfigurationError(
-                        f"the WSDL {self.where} refers to a resource outside the allow-list "
-                        f"({', '.join(self.transport.allowed)}); refused"
-                    ) from None
-                except Exception as exc:
-                    raise translate_fault(exc, f"loading the WSDL {self.where}") from None
+    def credential_params(self) -> frozenset[str]:  # type: ignore[override]
+        return self.http.auth.query_params
 
-            self._client = self.http.retrier.call(load, f"loading the WSDL {self.where}")
+    @property
+    def client(self) -> zeep.Client:
+        """The zeep client, built on first use (it loads the WSDL; the transport retries
+        failed downloads, so a document that does not parse is not fetched again)."""
+        if self._client is None:
+            try:
+                self._client = zeep.Client(self.wsdl, transport=self.transport,
+                                           wsse=self.wsse, settings=hardened_settings())
+            except zx.ExternalReferenceForbidden:
+                raise ConfigurationError(
+                    f"the WSDL {self.where} refers to a resource outside the allow-list "
+                    f"({', '.join(self.transport.allowed)}); refused"
+                ) from None
+            except Exception as exc:
+                raise translate_fault(exc, f"loading the WSDL {self.where}") from None
         return self._client
 
     @functools.cached_property
@@ -159,16 +160,27 @@ class SOAPConnector(PagedConnector):
         return Page(stream.operation, arguments)
 
     def fetch_page(self, stream: SOAPStream, page: Page) -> tuple[Any, Mapping[str, str]]:
-        """Call the operation with the page's arguments; server faults are retried."""
+        """Call the operation with the page's arguments.
+
+        Failed exchanges were retried by the HTTP policy already; here only what zeep
+        makes of a complete answer is retried (a ``soap:Server`` fault, XML cut short),
+        within the same attempts and ``max_elapsed``. Refused XML is never retried.
+        """
         what = f"operation {page.url} of {self.where}"
-
-        def call() -> Any:
+        started, attempt = self.http.clock(), 0
+        while True:
+            attempt += 1
             try:
-                return self.service[page.url](**page.arguments)
+                with self.transport.response_limit(self.response_limit(stream)):
+                    reply = self.service[page.url](**page.arguments)
+                return serialize_object(reply, target_cls=dict), {}
+            except HeadwaterError as exc:  # the HTTP policy has retried what it could
+                raise within(exc, what) from None
             except Exception as exc:
-                raise translate_fault(exc, what) from None
-
-        return serialize_object(self.http.retrier.call(call, what), target_cls=dict), {}
+                error = translate_fault(exc, what)
+            if not isinstance(error, RetriableSourceError):
+                raise error
+            self.http.wait_or_raise(attempt, error, what, started)
 
     def parse_records(self, stream: SOAPStream, body: Any, headers: Mapping[str, str]
                       ) -> list[Mapping[str, Any]]:

@@ -1,4 +1,9 @@
-"""SOAP and transport failures as headwater errors, by fault code."""
+"""SOAP and transport failures as headwater errors, by fault code.
+
+XML the hardened parser refuses (a DTD, entities, outside references, a text node or
+nesting past libxml2's limits) is a refusal, ``DataContractError``, never retried and
+never called "not well-formed"; XML that is merely cut short is retriable.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,33 @@ _SECURITY = {
     zx.EntitiesForbidden: "an entity declaration",
     zx.ExternalReferenceForbidden: "a reference to an outside resource",
 }
+
+
+# libxml2's words for the limits it enforces without XML_PARSE_HUGE, and what they mean.
+_LIMITS = (
+    ("amplification", "an entity expansion bomb"),
+    ("entity reference loop", "an entity expansion bomb"),
+    ("text node too long", "a text node over libxml2's 10 MB limit"),
+    ("huge text node", "a text node over libxml2's 10 MB limit"),
+    ("buffer size limit", "a value over libxml2's 10 MB limit"),
+    ("huge input lookup", "a value over libxml2's 10 MB limit"),
+    ("excessive depth", "elements nested past libxml2's depth limit"),
+    ("resource limit exceeded", "XML past libxml2's resource limits"),
+)
+
+
+def _limit_in(message: str) -> str | None:
+    """What a parser error says was refused, or None for plain malformed XML."""
+    text = message.split("\nContent:", 1)[0].lower()  # zeep appends the whole body
+    return next((meaning for marker, meaning in _LIMITS if marker in text), None)
+
+
+def within(exc: HeadwaterError, what: str) -> HeadwaterError:
+    """``exc`` (same kind, same retry hint) with ``what`` it happened to in front."""
+    message = f"{what}: {exc.message}"
+    if isinstance(exc, RetriableSourceError):
+        return RetriableSourceError(message, retry_after=exc.retry_after)
+    return type(exc)(message)
 
 
 def _local(code: object) -> str:
@@ -49,10 +81,13 @@ def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
         return RetriableSourceError(f"{what}: {type(exc).__name__}")
     if isinstance(exc, zx.TransportError):
         status = getattr(exc, "status_code", 0) or 0
+        content = getattr(exc, "content", b"") or b""
+        if b"<!DOCTYPE" in content or b"<!ENTITY" in content:
+            return _refused(what, "a DTD or entities")
+        limit = _limit_in(str(exc.message))
+        if limit is not None:
+            return _refused(what, limit)
         if status == 200:
-            content = getattr(exc, "content", b"") or b""
-            if b"<!DOCTYPE" in content or b"<!ENTITY" in content:
-                return _refused(what, "a DTD or entities")
             return RetriableSourceError(f"{what}: the response is not well-formed XML")
         if status in (401, 403):
             return AuthenticationError(f"{what}: HTTP {status}; check the credentials")
@@ -60,6 +95,9 @@ def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
             return RetriableSourceError(f"{what}: HTTP {status}")
         return ConfigurationError(f"{what}: HTTP {status}")
     if isinstance(exc, etree.XMLSyntaxError | zx.XMLSyntaxError | zx.XMLParseError):
+        limit = _limit_in(str(exc))
+        if limit is not None:
+            return _refused(what, limit)
         return RetriableSourceError(f"{what}: the response is not well-formed XML ({exc})")
     if isinstance(exc, zx.ValidationError | zx.LookupError | TypeError):
         return ConfigurationError(f"{what}: {exc}")
@@ -69,5 +107,6 @@ def translate_fault(exc: BaseException, what: str) -> HeadwaterError:
 def _refused(what: str, what_it_is: str) -> DataContractError:
     return DataContractError(
         f"{what}: refused a response carrying {what_it_is}; XML from sources is read "
-        "without DTDs, entities or outside references"
+        "without DTDs, entities, outside references or huge trees, and a refused "
+        "response is not asked for again"
     )

@@ -238,12 +238,15 @@ def _rest(settings: m.RESTConnectorSpec, name: str) -> dict[str, Any]:
         paginator=paginator(s.paginator, f"connectors.{name}.streams.{s.name}"),
         params=dict(s.params), since_param=s.since_param, nested=s.nested,
         primary_key=tuple(s.primary_key), incremental=incremental(s),
+        max_pages=s.max_pages, max_response_bytes=s.max_response_bytes,
     ) for s in settings.streams]
     return {"streams": streams, "base_url": settings.base_url,
             "auth": auth(settings.auth, f"connectors.{name}.auth"),
             "retry": retry_policy(settings.retry), "timeout": settings.timeout,
-            "max_elapsed": settings.max_elapsed, "rate_limit": rate_limit(settings.rate_limit),
-            "headers": dict(settings.headers), "batch_size": settings.batch_size}
+            "deadline": settings.deadline, "max_elapsed": settings.max_elapsed,
+            "rate_limit": rate_limit(settings.rate_limit), "headers": dict(settings.headers),
+            "batch_size": settings.batch_size, "max_pages": settings.max_pages,
+            "max_response_bytes": settings.max_response_bytes}
 
 
 def _soap(settings: m.SOAPConnectorSpec, name: str) -> dict[str, Any]:
@@ -255,15 +258,17 @@ def _soap(settings: m.SOAPConnectorSpec, name: str) -> dict[str, Any]:
         paginator=paginator(s.paginator, f"connectors.{name}.streams.{s.name}"),
         since_arg=s.since_arg, nested=s.nested, explode=s.explode,
         explode_keys=dict(s.explode_keys), primary_key=tuple(s.primary_key),
-        incremental=incremental(s),
+        incremental=incremental(s), max_pages=s.max_pages,
+        max_response_bytes=s.max_response_bytes,
     ) for s in settings.streams]
     return {"streams": streams, "wsdl": settings.wsdl, "username": settings.username,
             "password": settings.password, "digest": settings.digest,
             "auth": auth(settings.auth, f"connectors.{name}.auth"),
             "retry": retry_policy(settings.retry), "timeout": settings.timeout,
-            "operation_timeout": settings.operation_timeout,
+            "operation_timeout": settings.operation_timeout, "max_elapsed": settings.max_elapsed,
             "allowed_imports": tuple(settings.allowed_imports), "endpoint": settings.endpoint,
-            "rate_limit": rate_limit(settings.rate_limit), "batch_size": settings.batch_size}
+            "rate_limit": rate_limit(settings.rate_limit), "batch_size": settings.batch_size,
+            "max_pages": settings.max_pages, "max_response_bytes": settings.max_response_bytes}
 
 
 _CONVERTERS = {"sql": _sql, "odbc": _odbc, "rest": _rest, "soap": _soap}

@@ -133,7 +133,14 @@ class SQLStreamSpec(IncrementalFields):
         return self
 
 
-class RESTStreamSpec(IncrementalFields):
+class PagedStreamFields(IncrementalFields):
+    """Bounds a REST or SOAP stream may set for itself (default: its connector's)."""
+
+    max_pages: int | None = Field(None, ge=1)
+    max_response_bytes: int | None = Field(None, ge=1)
+
+
+class RESTStreamSpec(PagedStreamFields):
     name: str
     path: str
     record_path: str = ""
@@ -143,7 +150,7 @@ class RESTStreamSpec(IncrementalFields):
     paginator: PaginatorSpec | None = None
 
 
-class SOAPStreamSpec(IncrementalFields):
+class SOAPStreamSpec(PagedStreamFields):
     name: str
     operation: str
     arguments: dict[str, Any] = {}
@@ -227,7 +234,10 @@ class RESTConnectorSpec(Orchestration):
     base_url: str
     auth: AuthSpec | None = None
     timeout: float = Field(60.0, gt=0)
+    deadline: float = Field(120.0, gt=0)
     max_elapsed: float = Field(300.0, gt=0)
+    max_pages: int = Field(100_000, ge=1)
+    max_response_bytes: int | None = Field(32 * 2**20, ge=1)
     rate_limit: RateLimitSpec | None = None
     headers: dict[str, str] = {}
     batch_size: int = Field(10_000, ge=1)
@@ -246,6 +256,9 @@ class SOAPConnectorSpec(Orchestration):
     auth: AuthSpec | None = None
     timeout: float = Field(30.0, gt=0)
     operation_timeout: float = Field(60.0, gt=0)
+    max_elapsed: float = Field(300.0, gt=0)
+    max_pages: int = Field(100_000, ge=1)
+    max_response_bytes: int | None = Field(32 * 2**20, ge=1)
     allowed_imports: list[str] = []
     endpoint: str | None = None
     rate_limit: RateLimitSpec | None = None

@@ -8,13 +8,19 @@ import email.utils
 import http.server
 import socket
 import threading
+from contextlib import nullcontext
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import connectors
 from connectors import _redaction
-from connectors._errors import AuthenticationError, ConfigurationError, RetriableSourceError
+from connectors._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DataContractError,
+    RetriableSourceError,
+)
 from connectors._retry import Retrier, RetryPolicy
 from connectors.http import (
     APIKey,
@@ -506,3 +512,81 @@ def test_the_base_auth_adds_nothing():
     assert Auth().apply(headers, params) is None
     assert (headers, params) == ({}, {})
     assert Auth().renew(None) is False
+
+
+# -- bodies, bounds and what a caller takes --------------------------------------------------
+
+
+def test_the_body_is_read_and_the_connection_kept(server, make_client):
+    server.serve((200, {}, "one"), (200, {}, "two"))
+    client = make_client()
+    assert client.request("GET", server.url("/a")).content == b"one"
+    assert client.request("GET", server.url("/b")).text == "two"
+    assert [r["path"] for r in server.requests] == ["/a", "/b"]
+
+
+def test_a_body_over_max_bytes_fails_at_once_and_is_not_retried(server, make_client, sleeps):
+    server.serve((200, {}, "x" * 5000), 200)
+    client = make_client(max_response_bytes=4096)
+    with pytest.raises(DataContractError) as info:
+        client.request("GET", server.url("/big?token=abc12345"))
+    assert info.value.message.startswith(
+        f"GET http://127.0.0.1:{server.port}/big declared 5,000 bytes, more than the "
+        "max_response_bytes limit of 4,096")
+    assert "abc12345" not in info.value.message
+    assert len(server.requests) == 1 and sleeps == []
+
+
+def test_a_request_may_raise_or_lift_the_bound(server, make_client):
+    server.serve((200, {}, "x" * 5000), (200, {}, "x" * 100))
+    client = make_client(max_response_bytes=4096)
+    assert len(client.request("GET", server.url("/a"), max_bytes=None).content) == 5000
+    with pytest.raises(DataContractError, match="limit of 50;"):
+        client.request("GET", server.url("/b"), max_bytes=50)
+
+
+def test_accept_hands_back_an_error_status_with_its_body(server, make_client, sleeps):
+    server.serve((500, {"Content-Type": "text/xml"}, "<fault/>"), (500, {}, "down"), 200)
+    client = make_client()
+    def is_fault(response):
+        return response.headers.get("Content-Type") == "text/xml"
+    response = client.request("POST", server.url("/soap"), accept=is_fault)
+    assert (response.status_code, response.content) == (500, b"<fault/>")
+    assert client.request("POST", server.url("/soap"), accept=is_fault).status_code == 200
+    assert len(sleeps) == 1  # the plain 500 was retried
+
+
+def test_an_api_key_echoed_in_the_url_is_sent_once(server, make_client):
+    server.serve(200)
+    client = make_client(auth=APIKey("key-echo-1234", query_param="api_key"))
+    client.request("GET", server.url("/x?page=2&api_key=key-echo-1234"))
+    assert server.requests[0]["query"] == {"page": ["2"], "api_key": ["key-echo-1234"]}
+
+
+def test_a_server_that_answers_is_not_called_unreachable(server, make_client):
+    server.serve(503, 503)
+    with pytest.raises(RetriableSourceError) as info:
+        make_client(max_attempts=2).request("GET", server.url("/x"))
+    assert "answered 503" in info.value.message
+    assert "could not be reached" not in info.value.message
+
+
+def test_a_url_ending_in_token_is_not_mistaken_for_a_secret(make_client):
+    port = closed_port()
+    with pytest.raises(RetriableSourceError) as info:
+        make_client(max_attempts=1).request("POST", f"http://127.0.0.1:{port}/oauth/token")
+    assert info.value.message == (
+        f"POST http://127.0.0.1:{port}/oauth/token failed after 1 attempt(s): "
+        f"POST http://127.0.0.1:{port}/oauth/token could not be reached: "
+        "ConnectionError (Connection refused)")
+
+
+@pytest.mark.parametrize(("options", "expectation"), [
+    ({"deadline": 0}, pytest.raises(ConfigurationError, match="deadline")),
+    ({"max_elapsed": -1}, pytest.raises(ConfigurationError, match="max_elapsed")),
+    ({"max_response_bytes": 0}, pytest.raises(ConfigurationError, match="max_response_bytes")),
+    ({"max_response_bytes": None, "deadline": 0.5}, nullcontext()),
+])
+def test_bounds_are_checked_when_the_client_is_built(options, expectation):
+    with expectation:
+        HTTPClient(**options).close()

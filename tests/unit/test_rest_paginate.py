@@ -15,6 +15,7 @@ from connectors.rest import (
     Page,
     PageLoop,
     PageNumber,
+    PageProgress,
     PageResult,
     Paginator,
     parse_link_header,
@@ -373,6 +374,66 @@ def test_page_loop_stops_a_source_that_hands_back_an_old_token():
             loop.visit(page)
             page = paginator.next(page, result(5, {"next_cursor": next(tokens)}))
     assert page.params["cursor"] == "t1"
+
+
+# -- PageProgress -------------------------------------------------------------------------
+
+
+def test_progress_refuses_a_page_of_keys_all_read_already():
+    progress = PageProgress("shop", "orders")
+    progress.check(1, Page(URL, {"page": 1}), [1, 2, 3])
+    progress.check(2, Page(URL, {"page": 2}), [3, 4])  # one new key is progress
+    with pytest.raises(DataContractError) as info:
+        progress.check(3, Page(URL, {"page": 3}), [4, 1, 2])
+    message = info.value.message
+    assert message.startswith("connector 'shop', stream 'orders': page 3 of this read")
+    assert f"{URL} {{'page': 3}}" in message and "3 record(s)" in message
+
+
+def test_progress_lets_empty_pages_pass():
+    progress = PageProgress("shop", "orders")
+    progress.check(1, Page(URL), [1])
+    for number in range(2, 10):
+        progress.check(number, Page(URL, {"window": number}), [])
+
+
+@pytest.mark.parametrize("keys", [[("a", 1), ("a", 2)], [["x"], ["y"]], [{"k": 1}, {"k": 2}]],
+                         ids=["tuples", "lists", "mappings"])
+def test_progress_takes_keys_of_any_shape(keys):
+    progress = PageProgress("shop", "orders")
+    progress.check(1, Page(URL), keys)
+    with pytest.raises(DataContractError):
+        progress.check(2, Page(URL, {"p": 2}), list(reversed(keys)))
+
+
+def test_progress_memory_is_bounded_by_the_window_and_repeats_are_still_caught():
+    progress = PageProgress("shop", "orders", window=100)
+    first = list(range(10))
+    progress.check(1, Page(URL), first)
+    for number in range(2, 60):  # 580 more keys: the first page left the window long ago
+        progress.check(number, Page(URL, {"p": number}), list(range(number * 10,
+                                                                     number * 10 + 10)))
+    assert len(progress._current) + len(progress._previous) <= 100
+    with pytest.raises(DataContractError):  # the same page again, by its fingerprint
+        progress.check(60, Page(URL, {"p": 60}), list(reversed(first)))
+    progress.check(61, Page(URL, {"p": 61}), first[:5])  # a part of it is not caught
+
+
+def test_progress_remembers_at_least_half_the_window_exactly():
+    progress = PageProgress("shop", "orders", window=100)
+    for number in range(1, 20):
+        progress.check(number, Page(URL, {"p": number}), list(range(number * 10,
+                                                                    number * 10 + 10)))
+    last_half_window = list(range(199, 149, -1))  # the last 50 keys, across 5 pages
+    with pytest.raises(DataContractError):
+        progress.check(20, Page(URL, {"p": 20}), last_half_window)
+
+
+def test_stored_pages_leave_out_credential_parameters():
+    page = Page(URL + "?page=2&api_key=k%2B1&sort=id", {"api_key": "k+1", "limit": 5})
+    assert page.without({"api_key"}) == Page(URL + "?page=2&sort=id", {"limit": 5})
+    assert page.without({"sort", "page"}).url == URL + "?api_key=k%2B1"
+    assert Page(URL).without({"api_key"}) == Page(URL)
 
 
 # -- a custom paginator ------------------------------------------------------------------
