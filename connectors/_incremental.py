@@ -2,9 +2,10 @@
 
 A stream that syncs incrementally names a cursor field. Each run reads the window
 ``[start, end)``: ``start`` is the saved cursor minus ``lag`` (or the configured start on
-the first run), ``end`` is open unless configured. Rows exactly at the saved cursor that
-were already delivered are recognised by primary key and not delivered again. Rows whose
-cursor is missing follow ``on_missing_cursor``.
+the first run), ``end`` is open unless configured; unless a lag is given, a timestamp
+cursor re-reads :data:`DEFAULT_TIMESTAMP_LAG` behind the saved cursor. Rows exactly at the
+saved cursor that were already delivered are recognised by primary key and not delivered
+again. Rows whose cursor is missing follow ``on_missing_cursor``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,21 @@ class Window:
         return self.end is None or value < self.end
 
 
+# A transaction that sets ``updated_at = now()`` commits some time later; a run that read
+# past that time in between never sees the row unless the next run re-reads a margin.
+# Five minutes covers ordinary transactions and clock skew between application servers;
+# re-read rows are merged by primary key, so the margin costs a re-read, not duplicates.
+DEFAULT_TIMESTAMP_LAG = dt.timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class Incremental:
     """How a stream syncs incrementally.
 
     ``lag`` re-reads a margin behind the saved cursor, for sources whose cursor values
-    commit out of order (a ``timedelta`` for timestamps, a number for sequences).
+    commit out of order (a ``timedelta`` for timestamps, a number for sequences). Left
+    unset, a timestamp cursor gets :data:`DEFAULT_TIMESTAMP_LAG` and any other cursor
+    none; ``lag=0`` (or a zero ``timedelta``) turns the margin off.
     """
 
     cursor_field: str
@@ -61,11 +71,19 @@ class Incremental:
         """The window to read given the cursor saved by the last completed run."""
         if saved_cursor is None:
             return Window(self.start, self.end)
-        start = saved_cursor - self.lag if self.lag else saved_cursor
+        lag = self.lag_for(saved_cursor)
+        start = saved_cursor - lag if lag else saved_cursor
         floor = _like(self.start, saved_cursor)
         if floor is not None and start < floor:
             start = floor
         return Window(start, _like(self.end, saved_cursor))
+
+    def lag_for(self, saved_cursor: Any) -> Any:
+        """The lag behind ``saved_cursor``: the configured one, else the default for
+        its kind (timestamps only: a date or a sequence has no commit-time skew)."""
+        if self.lag is not None:
+            return self.lag
+        return DEFAULT_TIMESTAMP_LAG if isinstance(saved_cursor, dt.datetime) else None
 
 
 def _like(bound: Any, cursor: Any) -> Any:

@@ -29,6 +29,10 @@ T = TypeVar("T")
 # whole row groups (122,880 rows) straight to compressed storage, and commits of about
 # one or two row groups leave almost nothing for the checkpoint at close (bench/RESULTS.md).
 COMMIT_ROWS = 122_880
+# ... and at least this often (seconds) while batches arrive, so a run interrupted more
+# often than it reads COMMIT_ROWS rows (a slow source, a short-lived worker) still keeps
+# its progress; a fast load reaches COMMIT_ROWS first and commits as before.
+COMMIT_SECONDS = 5.0
 
 
 def new_run_id() -> str:
@@ -117,31 +121,55 @@ def run_stream(
     commit_rows: int = COMMIT_ROWS,
     on_batch: Callable[[StreamResult], None] | None = None,
     window: tuple[Any, Any] | None = None,
+    commit_seconds: float = COMMIT_SECONDS,
+    lock_wait: float | None = None,
 ) -> StreamResult:
     """Land one stream in ``raw_<connector>__<stream>``, resuming from its saved state.
 
     Batches are merged together with the state after the last of them in one
-    transaction once ``commit_rows`` rows are waiting (and at the end). ``on_batch`` is
-    called after each commit (progress hooks, fault-injection tests).
+    transaction once ``commit_rows`` rows are waiting, or a batch arrives
+    ``commit_seconds`` after the last commit (and at the end). ``on_batch`` is called
+    after each commit (progress hooks, fault-injection tests).
+
+    The run is the stream's one writer: it holds the warehouse's stream lock from loading
+    the state to its last commit. Another run of the same stream makes this one wait up
+    to ``lock_wait`` seconds (default: the warehouse's ``lock_wait``), then raise
+    ``StreamLocked`` naming that run.
 
     ``window`` reads one partition, cursor values in ``[start, end)``, instead of
     continuing from the stream's state; its checkpoints are kept under a key of its own
     (``connector.stream@start``), so a killed partition resumes and a backfill of many
-    partitions never moves the stream's incremental cursor.
+    partitions never moves the stream's incremental cursor (partitions hold locks of
+    their own, so they land side by side).
     """
-    progress = progress or Silent()
     declared = connector.stream(stream)
     run_id = run_id or new_run_id()
     key = state_key(connector.name, declared.name)
     if window is not None:
         declared = windowed(declared, window)
         key = f"{key}@{_bound_text(window[0])}"
+    with warehouse.stream_lock(key, run_id, wait=lock_wait):
+        return _land(connector, declared, warehouse, key, run_id, progress or Silent(),
+                     prefetch, _Every(commit_rows, commit_seconds), on_batch)
+
+
+@dataclass(frozen=True)
+class _Every:
+    """When the runner commits: every ``rows`` rows or ``seconds`` seconds."""
+
+    rows: int
+    seconds: float
+
+
+def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str, run_id: str,
+          progress: Progress, prefetch: int, every: _Every,
+          on_batch: Callable[[StreamResult], None] | None) -> StreamResult:
     result = StreamResult(connector.name, declared.name, raw_table_name(connector.name,
                                                                         declared.name))
     state = warehouse.load_state(key)
     extracted_at = dt.datetime.now(dt.UTC)
     provenance = Provenance(connector.name, declared.name, run_id, extracted_at)
-    started = time.monotonic()
+    started = last_commit = time.monotonic()
     progress.start(key)
     primary_key = connector.primary_key(declared)
     waiting: list[pa.RecordBatch] = []
@@ -172,9 +200,12 @@ def run_stream(
         if batch.num_rows:
             waiting.append(batch)
             pending_rows += batch.num_rows
-        if pending_rows >= commit_rows or (carried is not None and not batch.num_rows):
+        due = pending_rows >= every.rows or (
+            pending_rows and time.monotonic() - last_commit >= every.seconds)
+        if due or (carried is not None and not batch.num_rows):
             commit(checkpoint)
             pending_rows = 0
+            last_commit = time.monotonic()
     if waiting:
         commit(checkpoint)
     result.seconds = time.monotonic() - started

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import time
+
 import pyarrow as pa
 import pytest
 
 from connectors import Connector, Stream, with_checkpoint
-from pipelines.runner import prefetched, run_stream
+from pipelines.runner import COMMIT_SECONDS, prefetched, run_stream
 from pipelines.warehouse import DuckDBWarehouse
+from tests._landing import Paced, start_together
 
 SCHEMA = pa.schema([("id", pa.int64())])
 
@@ -68,3 +72,37 @@ def test_prefetch_stops_and_closes_the_source_when_the_consumer_stops() -> None:
     assert [next(items) for _ in range(3)] == [0, 1, 2]
     items.close()
     assert closed == [True]
+
+
+def test_commits_by_time_as_well_as_by_rows(tmp_path) -> None:
+    connector = Paced(rows=1000, batch=50, pause=0.05)  # about one second
+    states: list[dict] = []
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        result = run_stream(connector, "items", warehouse, commit_rows=10**9,
+                            commit_seconds=0.2,
+                            on_batch=lambda r: states.append(warehouse.load_state("paced.items")))
+    assert result.rows == 1000
+    assert 3 <= result.commits <= 10
+    assert states[0]["after"] < 1000 and states[-1] == {"after": 1000}
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_a_few_seconds_has_committed_its_progress(tmp_path) -> None:
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    # 20 s at 2,000 rows a second: far fewer than COMMIT_ROWS by the time it is killed.
+    paced = {"rows": 40_000, "batch": 100, "pause": 0.05}
+    killed_after = COMMIT_SECONDS + 2
+    run = {"warehouse": url, "stream": "items", "run_id": "run-killed", "source": paced}
+    with start_together([run], tmp_path) as (child,):
+        time.sleep(killed_after)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        kept = warehouse.row_count("raw_paced__items")
+        assert 0 < kept < paced["rows"]
+        assert warehouse.load_state("paced.items") == {"after": kept}
+        rest = run_stream(Paced(rows=40_000, batch=1000, pause=0), "items", warehouse)
+        assert rest.rows == paced["rows"] - kept
+        assert warehouse.query(
+            'SELECT count(*) AS n, count(DISTINCT id) AS ids FROM "raw_paced__items"'
+        ).to_pylist() == [{"n": 40_000, "ids": 40_000}]

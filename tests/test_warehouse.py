@@ -121,6 +121,12 @@ def test_a_new_source_column_is_added(warehouse) -> None:
     assert [(r["id"], r["region"]) for r in rows(warehouse)] == [(1, None), (2, "EU")]
 
 
+def test_a_replaced_row_loses_the_columns_the_new_batch_lacks(warehouse) -> None:
+    warehouse.merge("raw_t", batch([1, 2], region=pa.array(["EU", "US"])), ("id",))
+    warehouse.merge("raw_t", batch([2]), ("id",))
+    assert [(r["id"], r["region"]) for r in rows(warehouse)] == [(1, "EU"), (2, None)]
+
+
 def test_incompatible_type_change_names_the_column_and_writes_nothing(warehouse) -> None:
     warehouse.merge("raw_t", batch([1]), ("id",), state_key="erp.t", state={"cursor": 1})
     changed = pa.RecordBatch.from_pydict({"id": pa.array([2], pa.int32()),
@@ -177,7 +183,11 @@ def test_hostile_table_names_are_quoted(warehouse) -> None:
     [
         ("duckdb:///:memory:", None),
         ("duckdb:///:memory:?memory_limit=256MB", None),
+        ("duckdb:///:memory:?lock_wait=30", None),
         ("duckdb:///:memory:?threads=1", "unknown DuckDB warehouse option"),
+        ("duckdb:///:memory:?lock_wait=soon", "lock_wait='soon' is not a number of seconds"),
+        ("duckdb:///:memory:?lock_wait=-1", "lock_wait='-1' is not a number of seconds"),
+        ("postgresql://postgres@127.0.0.1:1/test?lock_wait=nan", "lock_wait='nan' is not a"),
         ("sqlite:///x.db", "unsupported warehouse 'sqlite'"),
         ("not a url", "bad warehouse URL"),
     ],
@@ -187,6 +197,7 @@ def test_open_warehouse_by_url(url, expectation) -> None:
         warehouse = open_warehouse(url)
         limit = warehouse.query("SELECT current_setting('memory_limit') AS m").column(0)[0]
         assert limit.as_py().startswith("244.1 MiB" if "256MB" in url else "61.0 MiB")
+        assert warehouse.lock_wait == (30 if "lock_wait" in url else 5)
         warehouse.close()
         return
     with pytest.raises(ConfigurationError, match=expectation):
@@ -268,3 +279,75 @@ def test_an_entity_is_cleaned_from_and_into_either_warehouse(warehouse) -> None:
         ('{"order_no":3}', "status", "codes(mapping={'NEW': 'new', 'SHP': 'shipped', 'CAN...)",
          "???")]
     assert result.reconciles
+
+
+@pytest.fixture
+def pg_warehouse():
+    schema = f"hw_wh_{uuid.uuid4().hex[:8]}"
+    wh = open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}&lock_wait=2")
+    yield wh
+    wh.close()
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {quote(schema)} CASCADE"))
+    engine.dispose()
+
+
+def primary_key_of(warehouse, table: str) -> list[str]:
+    return warehouse.query(
+        "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) "
+        f"WHERE i.indisprimary AND n.nspname = current_schema() AND c.relname = '{table}' "
+        "ORDER BY a.attnum"
+    ).column(0).to_pylist()
+
+
+@pytest.mark.postgres
+def test_postgres_raw_tables_carry_their_primary_key(pg_warehouse) -> None:
+    assert pg_warehouse.lock_wait == 2
+    pg_warehouse.merge("raw_t", batch([1]), ("id",), provenance=PROVENANCE)
+    pg_warehouse.merge("raw_lines", pa.RecordBatch.from_pydict(
+        {"order": [1], "line": [1], "qty": [1]}), ("order", "line"))
+    pg_warehouse.merge("raw_log", pa.RecordBatch.from_pydict({"msg": ["x"]}), ())
+    assert primary_key_of(pg_warehouse, "raw_t") == ["id"]
+    assert primary_key_of(pg_warehouse, "raw_lines") == ["order", "line"]
+    assert primary_key_of(pg_warehouse, "raw_log") == []
+
+
+@pytest.mark.postgres
+def test_a_postgres_table_landed_without_a_key_gets_it_keeping_the_newest_copy(
+    pg_warehouse, caplog
+) -> None:
+    older = Provenance("erp", "orders", "run-1", dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
+    newer = Provenance("erp", "orders", "run-2", dt.datetime(2024, 6, 2, tzinfo=dt.UTC))
+    table = pg_warehouse._name("raw_t")
+    # A table as an earlier release created it (no key) after two runs raced into it.
+    pg_warehouse.merge("raw_t", batch([1, 2]), (), provenance=older)
+    pg_warehouse.merge("raw_t", batch([2, 3], [Decimal("9.99")] * 2), (), provenance=newer)
+    with pg_warehouse._con.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE id = 3")
+    pg_warehouse._con.commit()
+    assert pg_warehouse.row_count("raw_t") == 5
+
+    reopened = open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test"
+                              f"?schema={pg_warehouse.schema}")
+    with reopened, caplog.at_level("WARNING", logger="headwater.warehouse"):
+        reopened.merge("raw_t", batch([4]), ("id",), provenance=newer)
+        assert [(r["id"], r["amount"], r["_hw_run_id"]) for r in rows(reopened)] == [
+            (1, Decimal("1.25"), "run-1"), (2, Decimal("9.99"), "run-2"),
+            (3, Decimal("9.99"), "run-2"), (4, Decimal("4.25"), "run-2")]
+        assert primary_key_of(reopened, "raw_t") == ["id"]
+    assert "raw_t: removed 2 rows repeated by primary key ['id']" in caplog.text
+
+
+@pytest.mark.postgres
+def test_a_postgres_table_keyed_otherwise_is_refused_naming_both_keys(pg_warehouse) -> None:
+    pg_warehouse.merge("raw_t", batch([1]), ("id",), state_key="erp.t", state={"cursor": 1})
+    fresh = open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test"
+                           f"?schema={pg_warehouse.schema}")
+    with fresh, pytest.raises(DataContractError, match=r"primary key is \['id'\] but the "
+                              r"stream declares \['amount'\]; nothing was written"):
+        fresh.merge("raw_t", batch([2]), ("amount",), state_key="erp.t", state={"cursor": 2})
+    assert [r["id"] for r in rows(pg_warehouse)] == [1]
+    assert pg_warehouse.load_state("erp.t") == {"cursor": 1}

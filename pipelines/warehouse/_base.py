@@ -4,12 +4,18 @@ A merge writes one batch and the stream state that holds once the batch is store
 single transaction. Either both land or neither does, so a crash at any point leaves
 data and state consistent, and a rerun from the saved state neither loses nor
 duplicates rows.
+
+Each stream has one writer at a time: a run holds :meth:`Warehouse.stream_lock` for
+its stream while it lands it (see ``_locks``).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +24,8 @@ import pyarrow.compute as pc
 from sqlalchemy.dialects import postgresql
 
 from connectors import DataContractError, without_checkpoint
+
+from ._locks import DEFAULT_LOCK_WAIT, PROCESS_LOCKS, LockHolder, stream_locked
 
 STATE_TABLE = "_headwater_state"
 PROVENANCE_COLUMNS = ("_hw_source", "_hw_stream", "_hw_extracted_at", "_hw_run_id")
@@ -92,6 +100,48 @@ class Warehouse(abc.ABC):
     """Where landed, cleaned and derived tables live, with the stream state table."""
 
     url: str
+    # Seconds a second run of a stream waits for the first before it fails.
+    lock_wait: float = DEFAULT_LOCK_WAIT
+
+    @contextlib.contextmanager
+    def stream_lock(self, key: str, run_id: str, *, wait: float | None = None
+                    ) -> Iterator[None]:
+        """Hold stream ``key`` for run ``run_id``: the one writer of its rows and state.
+
+        Another run of the same stream, in this process or (where the engine can tell)
+        in another, waits up to ``wait`` seconds (default :attr:`lock_wait`) and then
+        raises :class:`StreamLocked` naming the holder. Other streams are not affected.
+        """
+        wait = self.lock_wait if wait is None else max(wait, 0.0)
+        deadline = time.monotonic() + wait
+        scope = self._lock_scope()
+        me = LockHolder(run_id, dt.datetime.now(dt.UTC), "in this process")
+        holder = PROCESS_LOCKS.acquire(scope, key, me, deadline)
+        if holder is not None:
+            raise stream_locked(key, holder, wait)
+        try:
+            holder = self._acquire_stream_lock(key, run_id, deadline)
+            if holder is not None:
+                raise stream_locked(key, holder, wait)
+            try:
+                yield
+            finally:
+                self._release_stream_lock(key)
+        finally:
+            PROCESS_LOCKS.release(scope, key)
+
+    def _lock_scope(self) -> str:
+        """What two warehouse objects share when they write the same tables."""
+        return self.url
+
+    def _acquire_stream_lock(self, key: str, run_id: str, deadline: float
+                             ) -> LockHolder | None:
+        """Take the engine's own lock on ``key`` (other processes), waiting until
+        ``deadline``; the holder if it could not. Override for a shared engine."""
+        return None
+
+    def _release_stream_lock(self, key: str) -> None:
+        """Let go of what :meth:`_acquire_stream_lock` took."""
 
     @abc.abstractmethod
     def merge(

@@ -24,6 +24,7 @@ from ._base import (
     prepare_batch,
     quote,
 )
+from ._locks import DEFAULT_LOCK_WAIT
 
 _INTEGERS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
 _TYPES = TypeCheck({
@@ -57,32 +58,68 @@ def _orders_like_duckdb(t: pa.DataType) -> bool:
             or pa.types.is_date(t) or pa.types.is_decimal(t))
 
 
+_DATABASE_LOCKS: dict[str, threading.Lock] = {}
+_DATABASE_LOCKS_GUARD = threading.Lock()
+
+
+def _database_lock(scope: str) -> threading.Lock:
+    """The one lock of a DuckDB database in this process.
+
+    Every connection this process opens on one file shares one database, whose
+    transactions conflict instead of waiting (two threads creating the state table, or
+    merging into one table, fail with "write-write conflict"). Statements of every
+    warehouse object on the file take turns on this lock, as those of one object always
+    did.
+    """
+    with _DATABASE_LOCKS_GUARD:
+        return _DATABASE_LOCKS.setdefault(scope, threading.Lock())
+
+
 class DuckDBWarehouse(Warehouse):
     """A warehouse in one DuckDB file (``:memory:`` for a throwaway one)."""
 
     def __init__(self, path: str | Path = ":memory:", memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                 merge_threads: int | None = DEFAULT_MERGE_THREADS) -> None:
+                 merge_threads: int | None = DEFAULT_MERGE_THREADS,
+                 lock_wait: float = DEFAULT_LOCK_WAIT) -> None:
         self.path = str(path)
         self.url = f"duckdb:///{self.path}"
+        self.lock_wait = float(lock_wait)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
+            # DuckDB names the holding process: "Conflicting lock is held in <exe> (PID n)".
             raise ConfigurationError(
                 f"cannot open the DuckDB warehouse {self.path!r} ({exc}); another process may "
                 "hold it open: stop it or point the warehouse elsewhere"
             ) from exc
-        self._lock = threading.Lock()
+        except duckdb.ConnectionException as exc:
+            raise ConfigurationError(
+                f"cannot open the DuckDB warehouse {self.path!r} ({exc}); this process "
+                "already has it open with other settings: open it with the same memory_limit"
+            ) from exc
+        self._lock = threading.Lock() if self.path == ":memory:" else \
+            _database_lock(self._lock_scope())
         self._columns: dict[str, dict[str, str]] = {}
-        # Queries keep DuckDB's own thread count; merges run on ``merge_threads`` (None:
-        # the same as queries).
-        self._threads = self._con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-        self._merge_threads = merge_threads or self._threads
-        self._con.execute(
-            f"CREATE TABLE IF NOT EXISTS {quote(STATE_TABLE)} (stream VARCHAR PRIMARY KEY, "
-            "state VARCHAR NOT NULL, run_id VARCHAR, updated_at TIMESTAMP WITH TIME ZONE)"
-        )
+        with self._lock:
+            # Queries keep DuckDB's own thread count; merges run on ``merge_threads``
+            # (None: the same as queries).
+            self._threads = self._con.execute(
+                "SELECT current_setting('threads')").fetchall()[0][0]
+            self._merge_threads = merge_threads or self._threads
+            self._con.execute(
+                f"CREATE TABLE IF NOT EXISTS {quote(STATE_TABLE)} (stream VARCHAR PRIMARY "
+                "KEY, state VARCHAR NOT NULL, run_id VARCHAR, updated_at TIMESTAMP WITH TIME "
+                "ZONE)"
+            )
+
+    def _lock_scope(self) -> str:
+        # Every connection of this process to one file shares one database; each
+        # ``:memory:`` connection is a database of its own.
+        if self.path == ":memory:":
+            return f"duckdb:memory:{id(self)}"
+        return f"duckdb:{Path(self.path).resolve()}"
 
     # -- tables -------------------------------------------------------------------
 

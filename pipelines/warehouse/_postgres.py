@@ -1,15 +1,31 @@
-"""The production warehouse: PostgreSQL, written through ADBC (binary COPY) in bulk."""
+"""The production warehouse: PostgreSQL, written through ADBC (binary COPY) in bulk.
+
+Many runs may write one PostgreSQL warehouse at once, so everything here is safe to race:
+
+- each stream has one writer: a run holds a session advisory lock on its stream key and
+  records itself in ``_headwater_locks`` (run id, since when, backend pid), so a second
+  run of the stream can name the holder when it gives up;
+- every raw table with a primary key has it as a constraint, and a merge is an
+  ``INSERT ... ON CONFLICT DO UPDATE`` in key order: two writers of one table (daily
+  partitions of a stream, model caches) update rows instead of duplicating them;
+- schema and table DDL (create, add a column, add the key) runs under a transaction
+  advisory lock per schema or table, re-checking the catalog once it holds the lock, so
+  racing first runs create each object once instead of failing on catalog indexes.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+import time
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc_pg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from connectors import dumps_state, loads_state
+from connectors import DataContractError, dumps_state, loads_state
 from connectors.sql import translate_error
 
 from ._base import (
@@ -21,7 +37,12 @@ from ._base import (
     prepare_batch,
     quote,
 )
+from ._locks import DEFAULT_LOCK_WAIT, LockHolder, lock_id
+from ._pgtypes import exact_numerics, pg_type
 
+log = logging.getLogger("headwater.warehouse")
+
+LOCK_TABLE = "_headwater_locks"
 _STAGE = "_hw_stage"
 _INTEGERS = ["SMALLINT", "INTEGER", "BIGINT"]
 _TYPES = TypeCheck({
@@ -36,44 +57,15 @@ _PROVENANCE_DDL = {
 }
 
 
-def pg_type(t: pa.DataType) -> str:
-    """PostgreSQL type that holds every value of an Arrow type exactly."""
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
-        return "smallint"
-    if pa.types.is_int32(t) or pa.types.is_uint16(t):
-        return "integer"
-    if pa.types.is_int64(t) or pa.types.is_uint32(t):
-        return "bigint"
-    if pa.types.is_uint64(t):
-        return "numeric(20,0)"
-    if pa.types.is_float32(t):
-        return "real"
-    if pa.types.is_floating(t):
-        return "double precision"
-    if pa.types.is_decimal(t):
-        return f"numeric({t.precision},{t.scale})"
-    if pa.types.is_timestamp(t):
-        return "timestamp with time zone" if t.tz else "timestamp without time zone"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_time(t):
-        return "time without time zone"
-    if pa.types.is_duration(t):
-        return "interval"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return "bytea"
-    return "text"
-
-
 class PostgresWarehouse(Warehouse):
     """A warehouse in a PostgreSQL schema (``public`` unless the URL names another)."""
 
-    def __init__(self, url: str, schema: str = "public") -> None:
+    def __init__(self, url: str, schema: str = "public",
+                 lock_wait: float = DEFAULT_LOCK_WAIT) -> None:
         parsed = sa.make_url(url)
         self.url = parsed.render_as_string(hide_password=True)
         self.schema = schema
+        self.lock_wait = float(lock_wait)
         self._where = f"postgresql warehouse {parsed.database!r} at {parsed.host}:{parsed.port}"
         try:
             self._con = adbc_pg.connect(
@@ -83,16 +75,130 @@ class PostgresWarehouse(Warehouse):
             raise translate_error(exc, self._where) from exc
         self._lock = threading.Lock()
         self._columns: dict[str, dict[str, str]] = {}
+        self._keys: dict[str, frozenset[str]] = {}  # primary keys known to be constraints
         with self._con.cursor() as cur:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._name(STATE_TABLE)} (stream text PRIMARY KEY, "
-                "state text NOT NULL, run_id text, updated_at timestamptz)"
-            )
-        self._con.commit()
+            try:
+                self._create_schema(cur)
+                self._create_table(cur, STATE_TABLE, "stream text PRIMARY KEY, "
+                                   "state text NOT NULL, run_id text, updated_at timestamptz")
+                self._create_table(cur, LOCK_TABLE, "stream text PRIMARY KEY, run_id text, "
+                                   "since timestamptz NOT NULL, pid integer NOT NULL")
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                self._con.close()
+                raise
 
     def _name(self, table: str) -> str:
         return f"{quote(self.schema)}.{quote(table)}"
+
+    def _lock_scope(self) -> str:
+        return f"{self.url}#{self.schema}"
+
+    # -- one writer per stream -----------------------------------------------------
+
+    def _acquire_stream_lock(self, key: str, run_id: str, deadline: float
+                             ) -> LockHolder | None:
+        lock = lock_id("stream", self.schema, key)
+        late_attempts = 0
+        while not self._try_stream_lock(key, run_id, lock):
+            if time.monotonic() < deadline:
+                time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+                continue
+            holder = self._stream_holder(key, lock)
+            if holder is not None:
+                return holder
+            # Released between the attempt and the look-up: try again, a few times.
+            late_attempts += 1
+            if late_attempts > 3:
+                return LockHolder(None, None, "another PostgreSQL session")
+        return None
+
+    def _try_stream_lock(self, key: str, run_id: str, lock: int) -> bool:
+        with self._lock, self._con.cursor() as cur:
+            try:
+                cur.execute("SELECT pg_try_advisory_lock($1)", (lock,))
+                taken = bool(cur.fetchall()[0][0])
+                if taken:
+                    cur.execute(
+                        f"INSERT INTO {self._name(LOCK_TABLE)} "  # noqa: S608
+                        "VALUES ($1, $2, now(), pg_backend_pid()) ON CONFLICT (stream) DO "
+                        "UPDATE SET run_id = EXCLUDED.run_id, since = EXCLUDED.since, "
+                        "pid = EXCLUDED.pid",
+                        (key, run_id),
+                    )
+                self._con.commit()
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    self._con.rollback()
+                    cur.execute("SELECT pg_advisory_unlock($1)", (lock,))
+                    cur.fetchall()
+                    self._con.commit()
+                if not isinstance(exc, Exception):
+                    raise
+                raise translate_error(exc, self._where) from exc
+        return taken
+
+    def _stream_holder(self, key: str, lock: int) -> LockHolder | None:
+        """Who holds the advisory lock ``lock`` now (``None`` if nobody does): the run
+        it recorded in the lock table, if that record belongs to the holding session."""
+        unsigned = lock & 0xFFFF_FFFF_FFFF_FFFF
+        with self._lock, self._con.cursor() as cur:
+            cur.execute(
+                f"SELECT a.pid, l.run_id, l.since FROM pg_locks k "  # noqa: S608
+                "JOIN pg_stat_activity a ON a.pid = k.pid "
+                f"LEFT JOIN {self._name(LOCK_TABLE)} l ON l.stream = $1 AND l.pid = k.pid "
+                "AND l.since >= a.backend_start "
+                "WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 "
+                "AND k.classid::bigint = $2 AND k.objid::bigint = $3 "
+                "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (key, unsigned >> 32, unsigned & 0xFFFF_FFFF),
+            )
+            rows = cur.fetchall()
+            self._con.commit()
+        if not rows:
+            return None
+        pid, run_id, since = rows[0]
+        return LockHolder(run_id, since, f"PostgreSQL backend pid {pid}")
+
+    def _release_stream_lock(self, key: str) -> None:
+        lock = lock_id("stream", self.schema, key)
+        with self._lock, self._con.cursor() as cur:
+            try:
+                cur.execute(
+                    f"DELETE FROM {self._name(LOCK_TABLE)} "  # noqa: S608
+                    "WHERE stream = $1 AND pid = pg_backend_pid()", (key,),
+                )
+                cur.execute("SELECT pg_advisory_unlock($1)", (lock,))
+                cur.fetchall()
+                self._con.commit()
+            except Exception as exc:  # the session is gone, and its lock with it
+                with contextlib.suppress(Exception):
+                    self._con.rollback()
+                log.warning("stream %s: could not release its lock in %s (%s); a lock "
+                            "ends with its session", key, self._where,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    # -- DDL, safe to race --------------------------------------------------------
+
+    def _ddl_lock(self, cur: Any, *names: str) -> None:
+        """Serialize DDL on one object with every other session, until this transaction
+        ends; the caller re-reads the catalog after it."""
+        cur.execute("SELECT pg_advisory_xact_lock($1)", (lock_id("ddl", *names),))
+        cur.fetchall()
+
+    def _create_schema(self, cur: Any) -> None:
+        # Only when missing: a user who owns the schema needs no CREATE on the database.
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", (self.schema,))
+        if not cur.fetchall():
+            self._ddl_lock(cur, self.schema)
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+
+    def _create_table(self, cur: Any, table: str, columns: str) -> None:
+        cur.execute("SELECT to_regclass($1) IS NOT NULL", (self._name(table),))
+        if not cur.fetchall()[0][0]:
+            self._ddl_lock(cur, self.schema, table)
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {self._name(table)} ({columns})")
 
     def _existing_columns(self, cur: Any, table: str) -> dict[str, str]:
         cur.execute(
@@ -104,26 +210,106 @@ class PostgresWarehouse(Warehouse):
         )
         return {name: type_.upper() for name, type_ in cur.fetchall()}
 
-    def _ensure_table(self, cur: Any, table: str, schema: pa.Schema, provenance: bool) -> None:
+    def _existing_key(self, cur: Any, table: str) -> tuple[str, ...]:
+        """The table's primary-key columns, in key order (empty if it has none)."""
+        cur.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary ORDER BY k.ord",
+            (self.schema, table),
+        )
+        return tuple(row[0] for row in cur.fetchall())
+
+    def _ensure_table(self, cur: Any, table: str, schema: pa.Schema, provenance: bool,
+                      primary_key: tuple[str, ...]) -> dict[str, str]:
+        """Create or evolve ``table`` for a batch of ``schema``; its columns afterwards.
+
+        Reads the catalog without a lock; only when something must change does it take
+        the table's DDL lock, re-read, and change it.
+        """
         incoming = {f.name: pg_type(f.type).upper() for f in schema}
-        existing = self._columns.get(table) or self._existing_columns(cur, table)
+        known = self._columns.get(table)
+        if (known is not None and self._keys.get(table) == frozenset(primary_key)
+                and not _TYPES.new_columns(table, known, incoming)):
+            return known
+        existing = self._existing_columns(cur, table)
+        self._keys[table] = frozenset(primary_key)
+        if self._settled(cur, table, existing, incoming, primary_key):
+            self._columns[table] = existing
+            return existing
+        self._ddl_lock(cur, self.schema, table)
+        existing = self._existing_columns(cur, table)
         if not existing:
-            columns = [f"{quote(n)} {t}" for n, t in incoming.items()]
-            if provenance:
-                columns += [f"{quote(n)} {t}" for n, t in _PROVENANCE_DDL.items()]
-            cur.execute(f"CREATE TABLE {self._name(table)} ({', '.join(columns)})")
-        else:
-            for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
-                cur.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {quote(name)} {type_}")
+            columns = {**incoming, **(_PROVENANCE_DDL if provenance else {})}
+            ddl = [f"{quote(n)} {t}" for n, t in columns.items()]
+            if primary_key:
+                ddl.append(f"PRIMARY KEY ({', '.join(quote(k) for k in primary_key)})")
+            cur.execute(f"CREATE TABLE {self._name(table)} ({', '.join(ddl)})")
+            self._columns[table] = {n: t.upper() for n, t in columns.items()}
+            return self._columns[table]
+        for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
+            cur.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {quote(name)} {type_}")
+        if primary_key:
+            self._ensure_key(cur, table, primary_key, existing)
         self._columns[table] = {**existing, **incoming}
+        return self._columns[table]
+
+    def _settled(self, cur: Any, table: str, existing: dict[str, str],
+                 incoming: dict[str, str], primary_key: tuple[str, ...]) -> bool:
+        """Whether ``table`` exists with every incoming column and the key as its
+        primary key already (so the merge needs no DDL)."""
+        if not existing or _TYPES.new_columns(table, existing, incoming):
+            return False
+        return not primary_key or set(self._existing_key(cur, table)) == set(primary_key)
+
+    def _ensure_key(self, cur: Any, table: str, primary_key: tuple[str, ...],
+                    columns: dict[str, str]) -> None:
+        """Give a table landed before keys were constraints its primary key, once.
+
+        Rows repeated by key (two runs of one stream used to land both copies) are
+        first reduced to the most recently landed copy, and the count is logged.
+        """
+        current = self._existing_key(cur, table)
+        if set(current) == set(primary_key):
+            return
+        keys = ", ".join(quote(k) for k in primary_key)
+        if current:
+            raise DataContractError(
+                f"{table}: the table's primary key is {list(current)} but the stream "
+                f"declares {list(primary_key)}; nothing was written. Declare the same key, "
+                "or drop the table and reset the stream's state to land it again"
+            )
+        newest = "_hw_extracted_at DESC NULLS LAST, " if "_hw_extracted_at" in columns else ""
+        cur.execute(
+            f"DELETE FROM {self._name(table)} WHERE ctid IN (SELECT ctid FROM ("  # noqa: S608
+            f"SELECT ctid, row_number() OVER (PARTITION BY {keys} ORDER BY {newest}ctid DESC) "
+            f"AS n FROM {self._name(table)}) AS ranked WHERE n > 1)"
+        )
+        removed = cur.rowcount
+        if removed and removed > 0:
+            log.warning("%s: removed %d rows repeated by primary key %s (kept the most "
+                        "recently landed copy of each) before adding the key constraint",
+                        table, removed, list(primary_key))
+        try:
+            cur.execute(f"ALTER TABLE {self._name(table)} ADD PRIMARY KEY ({keys})")
+        except Exception as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataContractError(
+                f"{table}: cannot make {list(primary_key)} its primary key ({detail}); "
+                "nothing was written. Fix the rows with a null key, or drop the table and "
+                "reset the stream's state to land it again"
+            ) from exc
 
     def merge(self, table, batch, primary_key, *, provenance=None, state_key=None, state=None):
         batch = prepare_batch(batch, tuple(primary_key), table)
         with self._lock, self._con.cursor() as cur:
             try:
-                self._ensure_table(cur, table, batch.schema, provenance is not None)
+                columns = self._ensure_table(cur, table, batch.schema, provenance is not None,
+                                             tuple(primary_key))
                 if batch.num_rows:
-                    self._upsert(cur, table, batch, tuple(primary_key), provenance)
+                    self._upsert(cur, table, batch, tuple(primary_key), provenance, columns)
                 if state_key is not None:
                     self._write_state(cur, state_key, state or {},
                                       provenance.run_id if provenance else None)
@@ -132,16 +318,16 @@ class PostgresWarehouse(Warehouse):
             except BaseException:
                 self._con.rollback()
                 self._columns.pop(table, None)
+                self._keys.pop(table, None)
                 raise
         return batch.num_rows
 
     def _upsert(self, cur: Any, table: str, batch: pa.RecordBatch | pa.Table,
-                primary_key: tuple[str, ...], provenance: Provenance | None) -> None:
+                primary_key: tuple[str, ...], provenance: Provenance | None,
+                columns: dict[str, str]) -> None:
+        """Insert the batch; rows whose key is already there are replaced whole (a column
+        the batch lacks becomes null, as if the row were deleted and inserted)."""
         cur.adbc_ingest(_STAGE, batch, mode="replace", temporary=True)
-        target = self._name(table)
-        if primary_key:
-            match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in primary_key)
-            cur.execute(f"DELETE FROM {target} AS t USING {quote(_STAGE)} AS s WHERE {match}")  # noqa: S608
         names = [quote(f.name) for f in batch.schema]
         values = [f"s.{n}::{pg_type(f.type)}" for n, f in zip(names, batch.schema, strict=True)]
         params: tuple[Any, ...] | None = None
@@ -149,9 +335,19 @@ class PostgresWarehouse(Warehouse):
             names += [quote(c) for c in PROVENANCE_COLUMNS]
             values += ["$1::text", "$2::text", "$3::timestamptz", "$4::text"]
             params = tuple(provenance.values())
+        upsert = ""
+        if primary_key:
+            keys = ", ".join(quote(k) for k in primary_key)
+            replaced = [quote(c) for c in columns if c not in primary_key]
+            action = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in replaced)
+                      if replaced else "DO NOTHING")
+            # Key order: concurrent writers of one table lock rows in the same order, so
+            # they wait for each other instead of deadlocking.
+            order = ", ".join(f"s.{quote(k)}" for k in primary_key)
+            upsert = f" ORDER BY {order} ON CONFLICT ({keys}) {action}"
         cur.execute(
-            f"INSERT INTO {target} ({', '.join(names)}) "  # noqa: S608
-            f"SELECT {', '.join(values)} FROM {quote(_STAGE)} AS s",
+            f"INSERT INTO {self._name(table)} ({', '.join(names)}) "  # noqa: S608
+            f"SELECT {', '.join(values)} FROM {quote(_STAGE)} AS s{upsert}",
             params,
         )
 
@@ -161,11 +357,12 @@ class PostgresWarehouse(Warehouse):
                 for table, data in tables.items():
                     target = self._name(table)
                     columns = [f"{quote(f.name)} {pg_type(f.type)}" for f in data.schema]
+                    self._ddl_lock(cur, self.schema, table)
                     cur.execute(f"DROP TABLE IF EXISTS {target}")
                     cur.execute(f"CREATE TABLE {target} ({', '.join(columns)})")
                     self._columns.pop(table, None)
                     if data.num_rows:
-                        self._upsert(cur, table, data, (), None)
+                        self._upsert(cur, table, data, (), None, {})
                     self._before_commit(table)
                 self._con.commit()
             except BaseException:
@@ -231,26 +428,3 @@ class PostgresWarehouse(Warehouse):
 
     def close(self) -> None:
         self._con.close()
-
-
-def exact_numerics(table: pa.Table) -> pa.Table:
-    """Turn ADBC's text-encoded NUMERIC columns into decimals of the column's declared
-    precision and scale (read from the type modifier ADBC passes along)."""
-    for index, field in enumerate(table.schema):
-        meta = field.metadata or {}
-        if meta.get(b"POSTGRESQL:type") != b"numeric":
-            continue
-        typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
-        if typmod >= 4:
-            precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-            target = pa.decimal128(precision, scale) if precision <= 38 else \
-                pa.decimal256(precision, scale)
-        else:
-            target = pa.decimal128(38, 10)
-        column = table.column(index)
-        storage = pa.chunked_array(
-            [c.storage if isinstance(c, pa.ExtensionArray) else c for c in column.chunks],
-            type=pa.string(),
-        )
-        table = table.set_column(index, pa.field(field.name, target), storage.cast(target))
-    return table

@@ -49,10 +49,40 @@ def test_window_is_half_open_and_excludes_none(window, value, inside):
             id="first-run-configured",
         ),
         pytest.param(
-            Incremental("updated_at", start=JAN1),
+            Incremental("updated_at", start=JAN1, lag=0),
             dt.datetime(2024, 1, 15),
             Window(dt.datetime(2024, 1, 15), None),
             id="saved-cursor-inclusive",
+        ),
+        pytest.param(
+            Incremental("updated_at"),
+            dt.datetime(2024, 1, 15, 12),
+            Window(dt.datetime(2024, 1, 15, 11, 55), None),
+            id="timestamp-default-lag-5-minutes",
+        ),
+        pytest.param(
+            Incremental("updated_at"),
+            dt.datetime(2024, 1, 15, 12, tzinfo=dt.UTC),
+            Window(dt.datetime(2024, 1, 15, 11, 55, tzinfo=dt.UTC), None),
+            id="aware-timestamp-default-lag",
+        ),
+        pytest.param(
+            Incremental("updated_at", lag=dt.timedelta(0)),
+            dt.datetime(2024, 1, 15, 12),
+            Window(dt.datetime(2024, 1, 15, 12), None),
+            id="zero-timedelta-turns-the-default-off",
+        ),
+        pytest.param(
+            Incremental("changed_on"), dt.date(2024, 1, 15), Window(dt.date(2024, 1, 15), None),
+            id="date-no-default-lag",
+        ),
+        pytest.param(Incremental("seq"), 1000, Window(1000, None), id="int-no-default-lag"),
+        pytest.param(Incremental("code"), "b", Window("b", None), id="text-no-default-lag"),
+        pytest.param(
+            Incremental("updated_at", start=dt.datetime(2024, 1, 15, 11, 58)),
+            dt.datetime(2024, 1, 15, 12),
+            Window(dt.datetime(2024, 1, 15, 11, 58), None),
+            id="default-lag-never-below-start",
         ),
         pytest.param(
             Incremental("updated_at", lag=dt.timedelta(hours=2)),
