@@ -40,17 +40,19 @@ from pipelines.models.estate import (
     account_health_rules,
 )
 
-KEY_PARTS = ("account_health", "openai", "gpt-x", "v1", "fp", "hash")
+KEY_PARTS = ("account_health", "openai", "gpt-x", "https://api.example.com/v1", "v1", "fp",
+             "hash")
 
 
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(pipelines.models.__all__) == sorted([
-        "CACHE_SCHEMA", "CACHE_TABLE", "ENV_PREFIX", "ERRORS_SCHEMA", "Budget", "CachedAnswer",
-        "Completion", "CompletionRequest", "LocalRules", "ModelCache", "ModelRun", "ModelStep",
-        "ModelStepError", "ModelStepFailed", "OpenAICompatible", "OutputRejected", "Price",
-        "PriceTable", "Prompt", "Provider", "ProviderError", "cache_key", "check_output",
-        "cited_ids", "output_schema", "percentile", "read_contexts", "repair_messages",
-        "run_model_step"])
+        "ATTEMPTS_SCHEMA", "CACHE_SCHEMA", "CACHE_TABLE", "ENV_PREFIX", "ERRORS_SCHEMA",
+        "REFRESH_CHOICES", "Budget", "CachedAnswer", "Completion", "CompletionRequest",
+        "LocalRules", "ModelCache", "ModelRun", "ModelStep", "ModelStepError", "ModelStepFailed",
+        "OpenAICompatible", "OutputRejected", "Price", "PriceTable", "Prompt", "Provider",
+        "ProviderError", "cache_key", "check_output", "cited_ids", "clear_model_cache",
+        "output_schema", "percentile", "read_contexts", "repair_messages", "run_model_step",
+        "strict_json_schema"])
     assert all(hasattr(pipelines.models, name) for name in pipelines.models.__all__)
 
 
