@@ -236,8 +236,10 @@ class OpenAICompatible(Provider):
         said = endpoint_message(reply.body)
         said = f"; the endpoint says: {said}" if said else ""
         if reply.status in (401, 403):
-            return AuthenticationError(f"{what}: the API key was refused or lacks the "
-                                       f"permission; check it (it is not shown){said}")
+            refused = AuthenticationError(f"{what}: the API key was refused or lacks the "
+                                          f"permission; check it (it is not shown){said}")
+            refused.status, refused.request_id = reply.status, reply.request_id  # type: ignore[attr-defined]
+            return refused
         if reply.status in RETRIABLE_STATUS:
             return ProviderError(f"{what}{said}", reason=f"http {reply.status}",
                                  status=reply.status, request_id=reply.request_id,

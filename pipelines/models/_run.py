@@ -38,7 +38,7 @@ import pyarrow as pa
 from connectors import ConfigurationError
 
 from ..warehouse import Warehouse, quote
-from ._cache import ModelCache, cache_key
+from ._cache import CACHE_SCHEMA, CACHE_TABLE, ModelCache, cache_key
 from ._calls import Attempt, Caller
 from ._costs import Budget
 from ._errors import ModelStepFailed
@@ -127,6 +127,8 @@ class ModelRun:
             return None
         first = step.providers[0].label
         reasons = ", ".join(f"{reason} ({count})" for reason, count in self.top_reasons())
+        failed = [f" {circuit['failed']}" for circuit in self.circuits.values()
+                  if circuit["failed"]]
         limits = []
         if over_fallback:
             limits.append(f"more than the {step.max_fallback_share:.0%} of fallbacks allowed "
@@ -138,7 +140,8 @@ class ModelRun:
             f"model step {step.name!r}: of {self.contexts} contexts, {self.fallbacks} "
             f"({self.fallback_share:.1%}) were answered by a fallback instead of {first} and "
             f"{self.failed} ({self.failure_share:.1%}) by no provider: "
-            f"{' and '.join(limits)}; top reasons: {reasons}. Every attempt is in "
+            f"{' and '.join(limits)}; top reasons: {reasons}.{''.join(failed)} Every "
+            f"attempt is in "
             f"{step.attempts_table}, the failures in {step.errors_table}; "
             f"{step.output_table} keeps its last good rows. Fix the provider and run again "
             "(refresh='fallbacks' also asks again where a rejection is remembered)", run=self)
@@ -351,6 +354,14 @@ class _Writer:
         self._attempts: list[dict[str, Any]] = []
         self.seconds = 0.0
 
+    def prepare(self) -> None:
+        """Create the cache and attempts tables before the first request, so that the
+        first answer's write is as quick as the rest (a first write can cost the
+        warehouse driver's lazy imports)."""
+        self.warehouse.merge(CACHE_TABLE, CACHE_SCHEMA.empty_table(), ("cache_key",))
+        self.warehouse.merge(self.step.attempts_table, ATTEMPTS_SCHEMA.empty_table(),
+                             ATTEMPTS_KEY)
+
     def add(self, kind: str, served: Served, payload: Any) -> None:
         if kind == "attempt":
             self._attempts.append(attempt_row(served, payload, self.run_id))
@@ -386,6 +397,7 @@ def _serve_all(step: ModelStep, budget: Budget, writer: _Writer,
     caller = Caller(step, budget, record, deadline_at)
     if not work:
         return [], caller
+    writer.prepare()
     server = ChainServer(step, caller, lambda kind, served, payload: events.put(
         (kind, served, payload)))
     pool = ThreadPoolExecutor(max_workers=step.concurrency,
