@@ -207,10 +207,14 @@ class OpenAICompatible(Provider):
         self._client.auth.apply(headers, {})
         with self._lock:
             self._sent += 1
-        reply = post_within(self._client.session, self.url,
-                            orjson.dumps(self.request_body(request)), headers,
-                            deadline=request.until(), connect_timeout=self.connect_timeout,
-                            proxies=self._proxies, abort=request.abort)
+        try:
+            reply = post_within(self._client.session, self.url,
+                                orjson.dumps(self.request_body(request)), headers,
+                                deadline=request.until(), connect_timeout=self.connect_timeout,
+                                proxies=self._proxies, abort=request.abort)
+        except ProviderError as exc:
+            exc.args = (f"{self.label}: {exc.message}",)
+            raise
         if reply.status >= 400:
             raise self._failure(reply)
         try:
