@@ -9,6 +9,7 @@ say, and whether the step failed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -317,13 +318,20 @@ def test_a_rejection_is_remembered_until_refreshed_and_never_served_as_an_answer
     row = next(r for r in warehouse.read_table("model_health").to_pylist()
                if r["context_id"] == "ACC-00007")
     assert (row["provider"], row["fallback_reason"]) == ("local", "rejected earlier")
+    revised = LocalRules(offline, version="faults-rules-2")
+    step = health_step(llm.url, max_fallback_share=0.5)
+    timed_run(warehouse, dataclasses.replace(step, providers=(step.providers[0], revised)),
+              run_id="r2b")
+    assert llm.requests == asked, "new rules are asked, the endpoint is still passed over"
+    assert [(r["provider"], r["outcome"], r["reason"]) for r in attempts(warehouse, "r2b")] == [
+        ("openai", "skipped", "rejected earlier"), ("local", "accepted", None)]
     llm.faults.clear()
 
     refreshed, _ = timed_run(warehouse, health_step(llm.url, max_fallback_share=0.5),
                              run_id="r3", refresh="fallbacks")
 
     assert llm.requests == asked + 1 and refreshed.fallbacks == 0
-    assert clear_model_cache(warehouse, "health") == CONTEXTS + 1  # answers, and the rules'
+    assert clear_model_cache(warehouse, "health") == CONTEXTS + 2  # and two rules' answers
     everything, _ = timed_run(warehouse, health_step(llm.url), run_id="r4", refresh="all")
     assert llm.requests == asked + 1 + CONTEXTS and everything.cache_hits == 0
 

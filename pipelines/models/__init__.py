@@ -33,7 +33,8 @@ from ._providers import (
     OpenAICompatible,
     Provider,
 )
-from ._run import REFRESH_CHOICES, ModelRun, percentile, read_contexts, run_model_step
+from ._report import ModelRun, percentile
+from ._run import REFRESH_CHOICES, read_contexts, run_model_step
 from ._schema import strict_json_schema
 from ._step import ModelStep, Prompt
 from ._tables import ATTEMPTS_SCHEMA, ERRORS_SCHEMA, output_schema

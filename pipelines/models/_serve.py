@@ -13,6 +13,7 @@ every provider's reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ class ChainServer:
         first_reason = REJECTED_EARLIER if known_rejections else None
         for position, provider in enumerate(self.step.providers):
             if position < len(known_rejections):
+                self.caller.record(served, Attempt(
+                    provider, "answer", "skipped", REJECTED_EARLIER, known_rejections[position],
+                    started_at=dt.datetime.now(dt.UTC)))
                 continue
             reason = self._ask(position, provider, messages, document, served, reasons)
             if reason is None:
