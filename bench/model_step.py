@@ -19,8 +19,18 @@ called.
 ``cache_hits_per_s`` is the hits divided by the time the run spent in its cache phase
 (loading the cache from the warehouse and looking every context up), as the run itself
 measures it; the whole rerun, reading the contexts and writing the output tables
-included, is printed beside it. The last line is ``RESULT model_step
-concurrency_efficiency=<x> cache_hits_per_s=<n>``.
+included, is printed beside it.
+
+Last, the circuit breaker: the step runs over the 1,000 contexts against a dead endpoint
+(a closed port: every connection refused) with the default retry policy and breaker
+(``breaker_failures`` consecutive failures). ``dead_endpoint_requests`` is the requests
+sent to it, from the run's attempts table (target: at most the breaker threshold plus
+the concurrency: the requests already in flight when the circuit opens); ``failover_s``
+the seconds from the run's first request to the first context sent on to the rules
+with reason ``circuit open``. The step fails then, as it must (every context fell
+back), and every context is answered by the rules. The last line is ``RESULT
+model_step concurrency_efficiency=<x> cache_hits_per_s=<n> dead_endpoint_requests=<n>
+failover_s=<s>``.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +53,7 @@ from _harness import interleaved, start_estate_server, verdict
 
 from headwater_demo.account_health import ACCOUNT_HEALTH_PROMPT, ACCOUNT_HEALTH_RULES, AccountHealth
 from headwater_demo.contexts import account_contexts
-from pipelines.models import ModelStep, OpenAICompatible, run_model_step
+from pipelines.models import ModelStep, ModelStepFailed, OpenAICompatible, run_model_step
 from pipelines.warehouse import DuckDBWarehouse
 
 CONTEXTS = 1_000
@@ -105,6 +116,38 @@ class Headwater:
             self.warehouse.close()
 
 
+def dead_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fail_over(contexts) -> tuple[int, float, float, int]:
+    """Run the step against a dead endpoint: the requests sent to it, the seconds from
+    its first request to the circuit opening, the whole run's seconds, and the breaker
+    threshold."""
+    step = model_step(f"http://127.0.0.1:{dead_port()}/v1")
+    with DuckDBWarehouse() as warehouse:
+        warehouse.replace_tables({"context_account": contexts})
+        started = time.perf_counter()
+        try:
+            run_model_step(warehouse, step, run_id="dead")
+        except ModelStepFailed as failed:
+            run = failed.run
+        else:
+            raise SystemExit("a run against a dead endpoint did not fail the step")
+        seconds = time.perf_counter() - started
+        attempts = warehouse.read_table(step.attempts_table).to_pylist()
+    step.providers[0].close()
+    if run.metadata()["served_by"] != {ACCOUNT_HEALTH_RULES.label: contexts.num_rows}:
+        raise SystemExit(f"the rules did not answer every context: {run.metadata()}")
+    sent = [a for a in attempts if a["provider"] == "openai" and a["outcome"] != "skipped"]
+    opened = min(a["started_at"] for a in attempts if a["reason"] == "circuit open")
+    failover = (opened - min(a["started_at"] for a in sent)).total_seconds()
+    return len(sent), failover, seconds, step.breaker_failures
+
+
 def read_plainly(url: str, contexts) -> int:
     """The same requests, sent one after another with a plain session."""
     documents = contexts.column("document").to_pylist()
@@ -141,6 +184,7 @@ def main() -> None:
                             REPETITIONS, CONTEXTS)
         reruns = [headwater.rerun() for _ in range(RERUNS)]
         headwater.close()
+        dead_requests, failover_s, dead_run_s, breaker = fail_over(contexts)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -160,8 +204,13 @@ def main() -> None:
     print(f"target cache hits >= {MIN_CACHE_HITS_PER_S:,}/s: {cache_rate:,.0f} -> "
           f"{verdict(cache_rate >= MIN_CACHE_HITS_PER_S)}; load average now "
           f"{os.getloadavg()[0]:.2f}")
+    print(f"dead endpoint: {dead_requests} requests over {CONTEXTS:,} contexts, circuit open "
+          f"after {failover_s:.3f} s, whole run {dead_run_s:.2f} s (every context answered "
+          f"by the rules); target requests <= breaker {breaker} + concurrency {CONCURRENCY}: "
+          f"{verdict(dead_requests <= breaker + CONCURRENCY)}")
     print(f"RESULT model_step concurrency_efficiency={efficiency:.3f} "
-          f"cache_hits_per_s={cache_rate:.0f}")
+          f"cache_hits_per_s={cache_rate:.0f} dead_endpoint_requests={dead_requests} "
+          f"failover_s={failover_s:.3f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetsDefinition,
     AssetSpec,
@@ -86,6 +88,11 @@ def model_assets(step: ModelStep, warehouse: str, translator: HeadwaterTranslato
                AssetSpec(errors_key, deps=[context_key], group_name="models", kinds=kinds,
                          code_version=version, automation_condition=EAGER,
                          description="contexts no provider could answer, with the reason")],
+        check_specs=[AssetCheckSpec(
+            "fallback_share", asset=output_key, blocking=True,
+            description=f"at most {step.max_fallback_share:.0%} of the contexts fell back "
+                        f"from the first provider and at most {step.max_failure_share:.0%} "
+                        "failed; otherwise the last good output stays in place")],
         retry_policy=RETRY_POLICY,
     )
     def _model(context: AssetExecutionContext, headwater: HeadwaterResource) -> Iterator[Any]:
@@ -95,18 +102,30 @@ def model_assets(step: ModelStep, warehouse: str, translator: HeadwaterTranslato
                 emit_openlineage(context.run.run_id, store.url, step.output_table,
                                  arrow_fields(output_schema(step)), lineage)
         except ModelStepFailed as exc:
+            # The output table was left as it was: report the check, not a materialization.
             context.log.error(str(exc))
-            yield from _results(exc.run, output_key, errors_key, shown)
+            if exc.run is not None:
+                yield _check(exc.run, output_key, passed=False)
             raise Failure(description=str(exc), allow_retries=False) from exc
         yield from _results(ran, output_key, errors_key, shown)
+        yield _check(ran, output_key, passed=True)
 
     return _model
+
+
+def _check(ran: Any, output_key: Any, *, passed: bool) -> AssetCheckResult:
+    reasons = ", ".join(f"{reason} ({n})" for reason, n in ran.top_reasons()) or "none"
+    return AssetCheckResult(
+        asset_key=output_key, check_name="fallback_share", passed=passed,
+        metadata={"fallback share": MetadataValue.float(round(ran.fallback_share, 4)),
+                  "failure share": MetadataValue.float(round(ran.failure_share, 4)),
+                  "top reasons": reasons})
 
 
 def _results(ran: Any, output_key: Any, errors_key: Any, shown: dict[str, Any]
              ) -> Iterator[MaterializeResult]:
     figures = ran.metadata()
-    flat = {name: (MetadataValue.json(value) if isinstance(value, dict) else value)
+    flat = {name: (MetadataValue.json(value) if isinstance(value, dict | list) else value)
             for name, value in figures.items() if value is not None}
     yield MaterializeResult(asset_key=output_key, metadata={
         **shown, **flat, "dagster/row_count": figures["rows"]})

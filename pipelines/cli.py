@@ -180,6 +180,7 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
     """Every stage in order; a failed stage stops the ones after it."""
     args.targets, args.entities, args.quarantined, args.names = [], [], False, []
+    args.refresh, args.clear_cache = None, None
     for stage in (cmd_run, cmd_normalize, cmd_context, cmd_model):
         status = stage(config, args)
         if status:
@@ -226,7 +227,7 @@ def cmd_model(config: Config, args: argparse.Namespace) -> int:
         print(f"no model steps declared in {config.origin}: nothing to run "
               "(declare [models.<name>])")
         return 0
-    from .models import ModelStepFailed, run_model_step
+    from .models import ModelStepFailed, clear_model_cache, run_model_step
     from .runner import new_run_id
     from .warehouse import open_warehouse
 
@@ -235,8 +236,14 @@ def cmd_model(config: Config, args: argparse.Namespace) -> int:
     failures = Failures()
     with open_warehouse(config.warehouse_url) as warehouse:
         for step in chosen:
+            if args.clear_cache:
+                cleared = clear_model_cache(warehouse, step.name,
+                                            rejections_only=args.clear_cache == "rejections")
+                print(f"{step.name}: {cleared:,} cached entries cleared")
+                continue
             try:
-                ran = run_model_step(warehouse, step, new_run_id()).metadata()
+                ran = run_model_step(warehouse, step, new_run_id(),
+                                     refresh=args.refresh).metadata()
             except (HeadwaterError, ModelStepFailed) as exc:
                 failures.add(f"model {step.name}", exc)
                 continue
@@ -362,15 +369,20 @@ def parser() -> argparse.ArgumentParser:
     normalize.add_argument("--quarantined", action="store_true",
                            help="re-process only the rows now in quarantine")
     normalize.set_defaults(fn=cmd_normalize)
-    for name, fn, text, metavar in [
-        ("context", cmd_context, "build the declared context documents (all by default)",
-         "context"),
-        ("model", cmd_model, "run the declared model steps over their contexts (all by "
-         "default)", "step"),
-    ]:
-        p = sub.add_parser(name, help=text)
-        p.add_argument("names", nargs="*", metavar=metavar)
-        p.set_defaults(fn=fn)
+    context = sub.add_parser("context", help="build the declared context documents (all by "
+                             "default)")
+    context.add_argument("names", nargs="*", metavar="context")
+    context.set_defaults(fn=cmd_context)
+    model = sub.add_parser("model", help="run the declared model steps over their contexts "
+                           "(all by default)")
+    model.add_argument("names", nargs="*", metavar="step")
+    model.add_argument("--refresh", choices=["all", "fallbacks"], default=None,
+                       help="ask the providers again: for every context, or only where the "
+                            "cache holds a fallback or a failure")
+    model.add_argument("--clear-cache", choices=["all", "rejections"], default=None,
+                       help="delete the step's cached answers (or only its remembered "
+                            "rejections) instead of running it")
+    model.set_defaults(fn=cmd_model)
     lineage = sub.add_parser("lineage", help="show where columns come from")
     lineage.add_argument("targets", nargs="*", metavar="table[.column]",
                          help="an entity, context or model table, or its asset: order, "

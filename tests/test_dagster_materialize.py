@@ -189,3 +189,62 @@ def test_a_fatal_fault_fails_once_with_a_readable_message(tmp_path, monkeypatch,
     assert len(failures) == 1
     message = failures[0].event_specific_data.error_display_string
     assert "AuthenticationError" in message and "not-the-secret" not in message
+
+
+MODEL_CONFIG = '''
+[warehouse]
+url = "duckdb:///{root}/models.duckdb"
+
+[models.health]
+context = "account"
+output = "headwater_demo.account_health:AccountHealth"
+prompt = "headwater_demo.account_health:ACCOUNT_HEALTH_PROMPT"
+timeout = 2
+breaker_failures = 2
+
+[[models.health.providers]]
+kind = "openai"
+base_url = "{url}"
+model = "health-1"
+retry = {{ max_attempts = 1 }}
+
+[[models.health.providers]]
+kind = "rules"
+function = "headwater_demo.account_health:account_health_rules"
+version = "rules-1"
+'''
+
+
+def test_a_model_step_past_its_fallback_share_fails_its_blocking_check(tmp_path) -> None:
+    from headwater_demo.contexts import account_contexts
+    from headwater_demo.llm import ALWAYS
+
+    with LLMServer(model="health-1") as llm:
+        config = tmp_path / "headwater.toml"
+        config.write_text(MODEL_CONFIG.format(root=tmp_path.as_posix(), url=llm.url),
+                          "utf-8")
+        with DuckDBWarehouse(tmp_path / "models.duckdb") as warehouse:
+            warehouse.replace_tables({"context_account": account_contexts(20)})
+        defs = build_definitions(config)
+        output = AssetKey(["model", "health"])
+        both = [output, AssetKey(["model_errors", "health"])]
+
+        llm.faults.status(500, "the model is down", count=ALWAYS)
+        failed = materialize(defs.assets, resources=defs.resources, selection=both,
+                             raise_on_error=False)
+        assert not failed.success
+        [check] = failed.get_asset_check_evaluations()
+        assert check.check_name == "fallback_share" and not check.passed
+        assert "500" in check.metadata["top reasons"].value
+        assert not [e for e in failed.get_asset_materialization_events()
+                    if e.asset_key == output], "no output is reported when none was written"
+        with DuckDBWarehouse(tmp_path / "models.duckdb") as warehouse:
+            assert "model_health" not in warehouse.tables()
+
+        llm.faults.clear()
+        healthy = materialize(defs.assets, resources=defs.resources, selection=both)
+        assert healthy.success
+        [check] = healthy.get_asset_check_evaluations()
+        assert check.passed and check.metadata["fallback share"].value == 0.0
+        with DuckDBWarehouse(tmp_path / "models.duckdb") as warehouse:
+            assert warehouse.row_count("model_health") == 20

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from connectors import ConfigurationError
 
 from . import _models as m
+from ._connectors import retry_policy
 from ._references import import_module, load_reference
 
 if TYPE_CHECKING:
@@ -139,9 +140,12 @@ def model_step(name: str, declared: m.ModelDeclaration, folder: Path | None, ori
     for index, spec in enumerate(declared.providers):
         at = f"{where}.providers[{index}]"
         if isinstance(spec, m.OpenAIProviderSpec):
+            options: dict[str, Any] = {"retry": retry_policy(spec.retry)} if spec.retry else {}
             provider = OpenAICompatible(spec.base_url, spec.model, spec.api_key, name=spec.name,
                                         strict=spec.strict,
-                                        max_tokens_param=spec.max_tokens_param)
+                                        max_tokens_param=spec.max_tokens_param,
+                                        rpm=spec.rpm, tpm=spec.tpm,
+                                        max_elapsed=spec.max_elapsed, **options)
             if spec.price_in_per_1k is not None or spec.price_out_per_1k is not None:
                 prices[provider.label] = Price(spec.price_in_per_1k or 0.0,
                                                spec.price_out_per_1k or 0.0)
@@ -158,6 +162,10 @@ def model_step(name: str, declared: m.ModelDeclaration, folder: Path | None, ori
             concurrency=declared.concurrency, budget=declared.budget,
             max_failure_share=declared.max_failure_share, prices=PriceTable(prices),
             citations_field=declared.citations_field, min_citations=declared.min_citations,
-            max_output_tokens=declared.max_output_tokens)
+            max_output_tokens=declared.max_output_tokens,
+            max_fallback_share=declared.max_fallback_share, max_repairs=declared.max_repairs,
+            run_deadline=declared.run_deadline, breaker_failures=declared.breaker_failures,
+            breaker_cooldown=declared.breaker_cooldown, daily_budget=declared.daily_budget,
+            rejection_ttl=declared.rejection_ttl)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{origin}: {exc}") from None

@@ -374,6 +374,10 @@ class OpenAIProviderSpec(Strict):
     price_out_per_1k: float | None = Field(None, ge=0)
     strict: bool = True
     max_tokens_param: str = "max_tokens"
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    retry: RetrySpec | None = None
+    max_elapsed: float = Field(120.0, gt=0)
 
 
 class RulesProviderSpec(Strict):
@@ -402,6 +406,13 @@ class ModelDeclaration(Strict):
     citations_field: str = "cited_sources"
     min_citations: int = Field(1, ge=0)
     max_output_tokens: int = Field(512, ge=1)
+    max_fallback_share: float = Field(0.05, ge=0, le=1)
+    max_repairs: int = Field(1, ge=0)
+    run_deadline: float | None = Field(None, gt=0)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_cooldown: float = Field(30.0, ge=0)
+    daily_budget: float | None = Field(None, ge=0)
+    rejection_ttl: float = Field(86_400.0, ge=0)
 
     @model_validator(mode="after")
     def _declared_once(self) -> ModelDeclaration:

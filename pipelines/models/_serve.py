@@ -1,36 +1,41 @@
-"""Serving one context: the provider chain, the repair retry, the budget.
+"""Serving one context: the provider chain and the repairs.
 
 :class:`ChainServer` is what a worker thread runs per context the cache could not
-answer. From the first provider the cache has no entry for, in chain order: a paid
-provider first reserves its worst-case cost from the run's budget (none left: skip it,
-and the context is served by fallback "for budget"); then up to two calls, the second a
-repair telling the model why the first answer was rejected (rules get one call: they
-would answer the same); a :class:`ProviderError`
-(retries spent, a 4xx, a rule that raised) moves on at once. The first answer that
-validates is served. If none does, the context fails with every provider's reason.
+answer. From the first provider the cache holds no rejection for, in chain order: ask
+for an answer (through :class:`~pipelines.models._calls.Caller`, which bounds, prices
+and records every request); validate it against the schema and what the model saw; if
+it is rejected, send it back with the reason up to ``max_repairs`` times (rules get one
+call: they would answer the same). A provider that gives up (a skip, a failure, answers
+still invalid) passes the context to the next one; the reason the first provider gave
+up is the context's ``fallback_reason``. If no provider answers, the context fails with
+every provider's reason.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from .._canonical import canonical_json, estimate_tokens
-from ._costs import Budget
-from ._errors import OutputRejected, ProviderError
+from .._canonical import canonical_json
+from ._cache import CachedAnswer
+from ._calls import Attempt, Caller, GaveUp
+from ._errors import OutputRejected
 from ._guard import check_output, cited_ids, repair_messages
 from ._providers import Completion, CompletionRequest, Provider
 from ._step import ModelStep
 
-CALLS_PER_PROVIDER = 2  # the first answer and one repair
+REJECTED_EARLIER = "rejected earlier"
 
 
 @dataclass
 class ContextInput:
-    """One row of the context table, as the step reads it."""
+    """One row of the context table, as the step reads it. ``provenance`` holds what
+    the model is shown: the entries of the items left in the (trimmed) document."""
 
     context_id: str
     content_hash: str
@@ -43,7 +48,8 @@ class ContextInput:
 
 @dataclass
 class Served:
-    """What happened to one context: its answer (or why there is none) and its cost."""
+    """What happened to one context: its answer (or why there is none), its attempts
+    and its cost."""
 
     context: ContextInput
     output: str | None = None  # the validated answer as canonical JSON
@@ -51,31 +57,51 @@ class Served:
     provider: Provider | None = None
     cited: list[str] = field(default_factory=list)
     error: str | None = None
-    fallback_reason: str | None = None  # "failure" or "budget" when not the first provider
+    fallback_reason: str | None = None  # why the first provider did not answer
     cached: bool = False
     rejected: list[tuple[Provider, str]] = field(default_factory=list)  # new this run
-    skipped_for_budget: bool = False
-    attempts: int = 0
+    log: list[Attempt] = field(default_factory=list)
     repairs: int = 0
-    provider_failures: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
     latency_ms: float = 0.0
-    calls: dict[str, int] = field(default_factory=dict)  # provider label -> calls made
+
+    @property
+    def attempts(self) -> int:
+        """Requests sent for this context this run (HTTP retries included)."""
+        return sum(1 for a in self.log if a.sent)
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """Requests sent, by provider label."""
+        calls: dict[str, int] = {}
+        for attempt in self.log:
+            if attempt.sent:
+                calls[attempt.provider.label] = calls.get(attempt.provider.label, 0) + 1
+        return calls
+
+    @property
+    def provider_failures(self) -> int:
+        return sum(1 for a in self.log if a.outcome == "failed")
+
+    @property
+    def fell_back(self) -> bool:
+        """Answered, but not by the first provider."""
+        return self.fallback_reason is not None and self.error is None
 
 
-class _BudgetSpent(Exception):
-    """The run's budget cannot cover another call to a paid provider."""
+# What a worker tells the run as it happens: ("attempt", served, Attempt) or
+# ("answer" | "rejection", served, (provider, CachedAnswer)).
+Emit = Callable[[str, Served, Any], None]
 
 
 class ChainServer:
     """Serves contexts through a step's provider chain; one instance per run, shared by
-    the worker threads (its only shared state is the thread-safe budget)."""
+    the worker threads (its shared state is the thread-safe :class:`Caller`)."""
 
-    def __init__(self, step: ModelStep, budget: Budget) -> None:
-        self.step = step
-        self.budget = budget
+    def __init__(self, step: ModelStep, caller: Caller, emit: Emit) -> None:
+        self.step, self.caller, self.emit = step, caller, emit
 
     def serve(self, context: ContextInput, known_rejections: list[str]) -> Served:
         """Answer ``context``, starting after the providers whose rejection the cache
@@ -85,85 +111,80 @@ class ChainServer:
         messages = self.step.prompt.messages(context.document)
         document = context.parsed()
         reasons = list(known_rejections)
+        first_reason = REJECTED_EARLIER if known_rejections else None
         for position, provider in enumerate(self.step.providers):
             if position < len(known_rejections):
+                self.caller.record(served, Attempt(
+                    provider, "answer", "skipped", REJECTED_EARLIER, known_rejections[position],
+                    started_at=dt.datetime.now(dt.UTC)))
                 continue
-            try:
-                accepted = self._ask(provider, messages, document, served, reasons)
-            except _BudgetSpent:
-                served.skipped_for_budget = True
-                reasons.append(f"{provider.label}: skipped, the run's budget is spent")
-                continue
-            if accepted:
-                if position:
-                    served.fallback_reason = "budget" if served.skipped_for_budget else "failure"
+            reason = self._ask(position, provider, messages, document, served, reasons)
+            if reason is None:
+                served.fallback_reason = first_reason
                 break
+            first_reason = first_reason or reason
         else:
             served.error = "; ".join(reasons)
+            served.fallback_reason = first_reason
         served.latency_ms = (time.perf_counter() - started) * 1000
         return served
 
-    def _ask(self, provider: Provider, messages: list[dict[str, Any]],
-             document: dict[str, Any], served: Served, reasons: list[str]) -> bool:
-        """Ask one provider (with one repair if it can take one); True once an answer is
-        accepted."""
+    def _ask(self, position: int, provider: Provider, messages: list[dict[str, Any]],
+             document: dict[str, Any], served: Served, reasons: list[str]) -> str | None:
+        """Ask one provider, repairing rejected answers; None once an answer is
+        accepted, else the reason it gave up."""
         conversation = messages
-        calls = CALLS_PER_PROVIDER if provider.repairable else 1
-        for call in range(calls):
+        answers = 1 + (self.step.max_repairs if provider.repairable else 0)
+        for number in range(answers):
             request = CompletionRequest(served.context.context_id, conversation, self.step.name,
                                         self.step.json_schema, document, self.step.timeout,
                                         self.step.max_output_tokens)
+            call = f"repair {number}" if number else "answer"
             try:
-                completion = self._call(provider, request, served)
-            except ProviderError as exc:
-                served.provider_failures += 1
-                reasons.append(exc.message)
-                return False
+                sent = self.caller.send(position, provider, request, served, call)
+            except GaveUp as gave:
+                reasons.append(gave.detail)
+                return gave.reason
+            self._bill(served, sent.completion, sent.attempt.cost)
             try:
-                answer = self._check(completion, served.context)
+                answer = self._check(sent.completion, served.context)
             except OutputRejected as exc:
+                self.caller.judged(position, provider, ok=False)
+                self._judge(served, sent.attempt, "rejected", exc.kind, exc.reason)
                 reasons.append(f"{provider.label}: {exc.reason}")
-                if call + 1 == calls:
+                if number + 1 == answers:
                     served.rejected.append((provider, exc.reason))
-                    return False
+                    self.emit("rejection", served, (provider, CachedAnswer(
+                        provider.name, provider.model, None, exc.reason, 0, 0, 0.0)))
+                    return exc.kind
                 served.repairs += 1
-                conversation = repair_messages(messages, completion.text, exc.reason)
+                conversation = repair_messages(messages, sent.completion.text, exc.reason)
                 continue
+            self.caller.judged(position, provider, ok=True)
+            self._judge(served, sent.attempt, "accepted", None, None)
             served.answer = answer.model_dump(mode="json")
             served.output = canonical_json(served.answer)
             served.cited = cited_ids(answer, self.step.citations_field)
             served.provider = provider
-            return True
-        return False
+            self.emit("answer", served, (provider, CachedAnswer(
+                provider.name, provider.model, served.output, None, served.tokens_in,
+                served.tokens_out, served.cost)))
+            return None
+        raise AssertionError("unreachable: the last answer returns")
 
-    def _call(self, provider: Provider, request: CompletionRequest, served: Served
-              ) -> Completion:
-        """One call, paid for out of the budget; raises :class:`_BudgetSpent` when a paid
-        provider's worst case no longer fits."""
-        prices = self.step.prices
-        reserved = 0.0
-        if provider.paid:
-            prompt = "".join(str(m["content"]) for m in request.messages)
-            reserved = prices.cost(provider.name, provider.model, estimate_tokens(prompt),
-                                   request.max_output_tokens)
-            if not self.budget.reserve(reserved):
-                raise _BudgetSpent
-        served.attempts += 1
-        served.calls[provider.label] = served.calls.get(provider.label, 0) + 1
-        cost = 0.0
-        try:
-            completion = provider.complete(request)
-            cost = prices.cost(provider.name, provider.model, completion.tokens_in,
-                               completion.tokens_out)
-        finally:
-            self.budget.settle(reserved, cost)
+    def _judge(self, served: Served, attempt: Attempt, outcome: str, reason: str | None,
+               detail: str | None) -> None:
+        attempt.outcome, attempt.reason, attempt.detail = outcome, reason, detail
+        self.caller.record(served, attempt)
+
+    @staticmethod
+    def _bill(served: Served, completion: Completion, cost: float) -> None:
         served.tokens_in += completion.tokens_in
         served.tokens_out += completion.tokens_out
         served.cost += cost
-        return completion
 
     def _check(self, completion: Completion, context: ContextInput) -> Any:
         if completion.refusal:
-            raise OutputRejected(f"the model refused ({completion.refusal[:200]})")
+            raise OutputRejected(f"the model refused ({completion.refusal[:200]})", "refused")
         return check_output(completion.text, self.step.output, self.step.citations_field,
                             context.provenance, self.step.min_citations)

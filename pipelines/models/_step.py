@@ -1,4 +1,4 @@
-"""A model step declared as data: what it reads, asks, expects, and may spend.
+"""A model step declared as data: what it reads, asks, expects, may spend and wait.
 
 Declaring is separate from running (:func:`pipelines.models.run_model_step`). A step
 reads one context table, renders its versioned :class:`Prompt` around each document,
@@ -22,6 +22,7 @@ from connectors import ConfigurationError
 from .._canonical import canonical_json, content_hash
 from ._costs import PriceTable
 from ._providers import LocalRules, Provider
+from ._schema import strict_json_schema
 
 CONTEXT_PLACEHOLDER = "{context}"
 # The columns of model_<step> besides context_id and the answer's own fields.
@@ -58,15 +59,30 @@ class Prompt:
 
 @dataclass(frozen=True)
 class ModelStep:
-    """A model step: writes ``model_<name>`` (one row per context) and
-    ``model_errors_<name>`` (one row per context no provider could answer).
+    """A model step: writes ``model_<name>`` (one row per context, replaced only when the
+    step succeeds), ``model_errors_<name>`` (one row per context no provider could answer)
+    and appends to ``model_attempts_<name>`` (one row per request or skipped provider).
 
     ``providers`` is the fallback chain, tried in order; it must end with
-    :class:`LocalRules` so that every context can get an answer offline. ``timeout`` bounds
-    each call attempt, ``concurrency`` the contexts in flight, ``budget`` what paid calls
-    may cost per run (priced by ``prices``), ``max_failure_share`` the share of contexts
-    that may fail before the step fails. ``citations_field`` is the output field listing
-    the ``source_id`` values the answer rests on.
+    :class:`LocalRules` so that every context can get an answer offline.
+
+    Bounds: ``timeout`` is each request's wall deadline, connect to last byte;
+    ``run_deadline`` (seconds, None: none) ends the paid part of a run: contexts not
+    answered by then go to the rules; ``concurrency`` is the contexts (and so requests)
+    in flight; ``breaker_failures`` consecutive failed requests to a provider open its
+    circuit for ``breaker_cooldown`` seconds (its contexts go to the next provider).
+
+    Money: ``budget`` caps what one run may spend and ``daily_budget`` what the step may
+    spend per UTC day (counted from the attempts table), both priced by ``prices``; a
+    request reserves its worst case first, so neither is ever passed.
+
+    Judgement: more than ``max_fallback_share`` of the contexts not answered by the first
+    provider, or more than ``max_failure_share`` answered by none, fails the step
+    (:class:`ModelStepFailed`, naming the top reasons). An invalid answer is sent back
+    ``max_repairs`` times; a provider whose answers for a context stayed invalid is
+    passed over for that context for ``rejection_ttl`` seconds (0: asked every run).
+    ``citations_field`` is the output field listing the ``source_id`` values the answer
+    rests on; at least ``min_citations`` of them, all from what the model was shown.
     """
 
     name: str
@@ -82,13 +98,36 @@ class ModelStep:
     citations_field: str = "cited_sources"
     min_citations: int = 1
     max_output_tokens: int = 512
+    max_fallback_share: float = 0.05
+    max_repairs: int = 1
+    run_deadline: float | None = None
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    daily_budget: float | None = None
+    rejection_ttl: float = 86_400.0
 
     def __post_init__(self) -> None:
+        problems = self._chain_problems() + self._output_problems() + self._bound_problems()
+        if problems:
+            raise ConfigurationError(f"model step {self.name!r}: {'; '.join(problems)}")
+        if any(p.strict for p in self.providers):
+            strict_json_schema(self.output)  # names the field strict mode cannot express
+
+    def _chain_problems(self) -> list[str]:
         problems = []
         if not _NAME.match(self.name):
             problems.append("name must be lower-case letters, digits and _")
         if not self.providers or not isinstance(self.providers[-1], LocalRules):
             problems.append("the provider chain must end with LocalRules (offline fallback)")
+        if self.budget is not None or self.daily_budget is not None:
+            unpriced = [p.label for p in self.providers
+                        if p.paid and self.prices.price(p.name, p.model) is None]
+            if unpriced:
+                problems.append(f"a budget needs a price for {unpriced} in the price table")
+        return problems
+
+    def _output_problems(self) -> list[str]:
+        problems = []
         cites = self.output.model_fields.get(self.citations_field)
         if cites is None or typing.get_origin(cites.annotation) is not list:
             problems.append(f"the output model needs a list field {self.citations_field!r} "
@@ -96,17 +135,23 @@ class ModelStep:
         clashing = set(self.output.model_fields) & {"context_id", *(n for n, _ in LINEAGE_FIELDS)}
         if clashing:
             problems.append(f"output fields {sorted(clashing)} clash with lineage columns")
-        if self.timeout <= 0 or self.concurrency < 1 or self.max_output_tokens < 1:
-            problems.append("timeout, concurrency and max_output_tokens must be positive")
-        if not 0 <= self.max_failure_share <= 1:
-            problems.append("max_failure_share must be between 0 and 1")
-        if self.budget is not None:
-            unpriced = [p.label for p in self.providers
-                        if p.paid and self.prices.price(p.name, p.model) is None]
-            if unpriced:
-                problems.append(f"a budget needs a price for {unpriced} in the price table")
-        if problems:
-            raise ConfigurationError(f"model step {self.name!r}: {'; '.join(problems)}")
+        return problems
+
+    def _bound_problems(self) -> list[str]:
+        problems = []
+        if (self.timeout <= 0 or self.concurrency < 1 or self.max_output_tokens < 1
+                or self.breaker_failures < 1):
+            problems.append("timeout, concurrency, max_output_tokens and breaker_failures "
+                            "must be positive")
+        if (self.max_repairs < 0 or self.breaker_cooldown < 0 or self.rejection_ttl < 0
+                or (self.run_deadline is not None and self.run_deadline <= 0)):
+            problems.append("max_repairs, breaker_cooldown and rejection_ttl must not be "
+                            "negative, and run_deadline must be positive")
+        if not (0 <= self.max_failure_share <= 1 and 0 <= self.max_fallback_share <= 1):
+            problems.append("max_failure_share and max_fallback_share must be between 0 and 1")
+        if any(b is not None and b < 0 for b in (self.budget, self.daily_budget)):
+            problems.append("budget and daily_budget must not be negative")
+        return problems
 
     @property
     def output_table(self) -> str:
@@ -116,10 +161,23 @@ class ModelStep:
     def errors_table(self) -> str:
         return f"model_errors_{self.name}"
 
+    @property
+    def attempts_table(self) -> str:
+        return f"model_attempts_{self.name}"
+
     @functools.cached_property
     def json_schema(self) -> dict[str, Any]:
-        """The output model as JSON Schema, as sent in ``response_format``."""
-        return self.output.model_json_schema()
+        """The output model as JSON Schema, as sent in ``response_format``: closed for
+        strict structured output where it can be (see :mod:`pipelines.models._schema`)."""
+        try:
+            return strict_json_schema(self.output)
+        except ConfigurationError:
+            return self.output.model_json_schema()  # no strict provider: sent as it is
+
+    @functools.cached_property
+    def schema_bytes(self) -> int:
+        """The size of :attr:`json_schema` as sent, for the worst-case prompt."""
+        return len(canonical_json(self.json_schema).encode("utf-8"))
 
     @functools.cached_property
     def fingerprint(self) -> str:

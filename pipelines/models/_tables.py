@@ -1,11 +1,13 @@
-"""The tables a model step writes: its answers, one row per context, and its errors.
+"""The tables a model step writes: its answers, its errors, and every attempt.
 
 ``model_<step>`` holds each answer's fields as columns (lists and objects as JSON text),
 the whole answer as JSON, and its lineage and bill: the context it answers, the sources
 it cites with the clean table and key of each, the provider, model and prompt version,
-tokens, cost, latency, attempts, whether it came from the cache and why a fallback
+tokens, cost, latency, requests sent, whether it came from the cache and why a fallback
 served it. ``model_errors_<step>`` holds each context no provider could answer, with
-every provider's reason.
+every provider's reason. ``model_attempts_<step>`` keeps, run after run, one row per
+request sent or provider skipped: provider, model, outcome, reason, HTTP status, the
+endpoint's request id, tokens, cost and latency, keyed by run, context and position.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from .._canonical import canonical_json
+from ._calls import Attempt
 from ._serve import Served
 from ._step import LINEAGE_FIELDS, ModelStep
 
@@ -26,6 +29,15 @@ ERRORS_SCHEMA = pa.schema([
     ("attempts", pa.int64()), ("cost", pa.float64()), ("run_id", pa.string()),
     ("failed_at", pa.timestamp("us", tz="UTC")),
 ])
+ATTEMPTS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("context_id", pa.string()), ("attempt", pa.int64()),
+    ("content_hash", pa.string()), ("provider", pa.string()), ("model", pa.string()),
+    ("call", pa.string()), ("outcome", pa.string()), ("reason", pa.string()),
+    ("detail", pa.string()), ("http_status", pa.int64()), ("request_id", pa.string()),
+    ("tokens_in", pa.int64()), ("tokens_out", pa.int64()), ("cost", pa.float64()),
+    ("latency_ms", pa.float64()), ("started_at", pa.timestamp("us", tz="UTC")),
+])
+ATTEMPTS_KEY = ("run_id", "context_id", "attempt")
 
 
 def answer_type(annotation: Any) -> pa.DataType:
@@ -82,6 +94,18 @@ def error_table(served: list[Served], run_id: str) -> pa.Table:
          "reason": s.error, "attempts": s.attempts, "cost": s.cost, "run_id": run_id,
          "failed_at": now}
         for s in served if s.error is not None], schema=ERRORS_SCHEMA)
+
+
+def attempt_row(served: Served, attempt: Attempt, run_id: str) -> dict[str, Any]:
+    """One row of ``model_attempts_<step>``."""
+    return {"run_id": run_id, "context_id": served.context.context_id,
+            "attempt": attempt.number, "content_hash": served.context.content_hash,
+            "provider": attempt.provider.name, "model": attempt.provider.model,
+            "call": attempt.call, "outcome": attempt.outcome, "reason": attempt.reason,
+            "detail": attempt.detail, "http_status": attempt.status,
+            "request_id": attempt.request_id, "tokens_in": attempt.tokens_in,
+            "tokens_out": attempt.tokens_out, "cost": attempt.cost,
+            "latency_ms": round(attempt.latency_ms, 3), "started_at": attempt.started_at}
 
 
 def _as_text(value: Any) -> str | None:

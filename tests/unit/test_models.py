@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import math
 import threading
+import time
 from contextlib import nullcontext
 from decimal import Decimal
 from typing import Literal
@@ -14,12 +18,14 @@ import pytest
 
 import pipelines.models
 from connectors import ConfigurationError
+from headwater_demo.account_context import account_context
 from headwater_demo.account_health import (
     ACCOUNT_HEALTH_PROMPT,
     ACCOUNT_HEALTH_RULES,
     AccountHealth,
     account_health_rules,
 )
+from headwater_demo.contexts import account_contexts
 from pipelines._canonical import canonical_json, content_hash, estimate_tokens
 from pipelines.context import ContextSpec, Root, Section, trim_to_budget
 from pipelines.models import (
@@ -36,21 +42,27 @@ from pipelines.models import (
     cache_key,
     check_output,
     percentile,
+    read_contexts,
     repair_messages,
+    strict_json_schema,
 )
+from pipelines.models._costs import worst_case_prompt_tokens
+from pipelines.models._limits import CircuitBreaker, RetryGate, UsageLimiter, window_wait
 from pipelines.models._tables import answer_type
 
-KEY_PARTS = ("account_health", "openai", "gpt-x", "v1", "fp", "hash")
+KEY_PARTS = ("account_health", "openai", "gpt-x", "https://api.example.com/v1", "v1", "fp",
+             "hash")
 
 
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(pipelines.models.__all__) == sorted([
-        "CACHE_SCHEMA", "CACHE_TABLE", "ENV_PREFIX", "ERRORS_SCHEMA", "Budget", "CachedAnswer",
-        "Completion", "CompletionRequest", "LocalRules", "ModelCache", "ModelRun", "ModelStep",
-        "ModelStepError", "ModelStepFailed", "OpenAICompatible", "OutputRejected", "Price",
-        "PriceTable", "Prompt", "Provider", "ProviderError", "cache_key", "check_output",
-        "cited_ids", "output_schema", "percentile", "read_contexts", "repair_messages",
-        "run_model_step"])
+        "ATTEMPTS_SCHEMA", "CACHE_SCHEMA", "CACHE_TABLE", "ENV_PREFIX", "ERRORS_SCHEMA",
+        "REFRESH_CHOICES", "Budget", "CachedAnswer", "Completion", "CompletionRequest",
+        "LocalRules", "ModelCache", "ModelRun", "ModelStep", "ModelStepError", "ModelStepFailed",
+        "OpenAICompatible", "OutputRejected", "Price", "PriceTable", "Prompt", "Provider",
+        "ProviderError", "cache_key", "check_output", "cited_ids", "clear_model_cache",
+        "output_schema", "percentile", "read_contexts", "repair_messages", "run_model_step",
+        "strict_json_schema"])
     assert all(hasattr(pipelines.models, name) for name in pipelines.models.__all__)
 
 
@@ -310,3 +322,174 @@ def test_a_section_needs_exactly_one_link() -> None:
     with pytest.raises(ConfigurationError, match=r"exactly one link.*\(2 given\)"):
         Section("orders", "order", "order_no", ("order_no",), on={"a": "a"},
                 through_parties=("erp", "customer_no"))
+
+
+# -- bounds: circuit breaker, Retry-After, rate limits, worst-case budget -----------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_circuit_opens_after_consecutive_failures_then_lets_one_probe_through() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures=3, cooldown=10.0, clock=clock)
+
+    assert not breaker.record(False) and not breaker.record(False)
+    assert not breaker.record(True), "a success resets the count"
+    assert [breaker.record(False) for _ in range(3)] == [False, False, True]
+    assert breaker.admit() == "circuit open" and breaker.openings == 1
+    clock.now += 10.0
+    assert breaker.admit() is None, "the cooldown is over: one probe"
+    assert breaker.admit() == "circuit open", "only one probe at a time"
+    assert breaker.record(False) and breaker.admit() == "circuit open", "a failed probe reopens"
+    clock.now += 10.0
+    assert breaker.admit() is None
+    breaker.record(True)
+    assert breaker.admit() is None and breaker.admit() is None and not breaker.is_open
+
+
+def test_a_provider_that_failed_fast_stays_out_for_the_run() -> None:
+    breaker = CircuitBreaker(failures=5, cooldown=0.0)
+
+    assert breaker.disable("400: unsupported parameter")
+    assert not breaker.disable("another 400"), "the first reason is kept"
+    breaker.record(True)
+    assert breaker.admit() == "provider failed" and breaker.disabled == "400: unsupported parameter"
+
+
+def test_a_retry_after_holds_back_until_it_passes_or_refuses_past_the_deadline() -> None:
+    clock, abort = FakeClock(), threading.Event()
+    gate = RetryGate(clock)
+    assert gate.wait(deadline=clock.now + 1, abort=abort), "nothing asked: go at once"
+    gate.hold(5.0)
+    gate.hold(1.0)  # a shorter wait does not shorten the one in force
+    assert not gate.wait(deadline=clock.now + 4.9, abort=abort)
+    clock.now += 5.0
+    assert gate.wait(deadline=clock.now, abort=abort)
+
+
+@pytest.mark.parametrize(("recent", "need", "limit", "expected"), [
+    ([], 5, 10, 0.0),
+    ([(0.0, 6)], 5, 10, 60.0),  # the 6 must leave the window first: at 60 s
+    ([(0.0, 4), (30.0, 4)], 5, 10, 60.0),
+    ([(0.0, 4), (30.0, 4)], 9, 10, 90.0),  # both must leave
+    ([(-61.0, 10)], 10, 10, 0.0),  # outside the window already
+    ([], 11, 10, math.inf),  # never fits
+])
+def test_a_usage_window_says_when_a_request_fits(recent, need, limit, expected) -> None:
+    assert window_wait(recent, 0.0, need, limit, 60.0) == expected
+
+
+def test_a_usage_limiter_refuses_what_cannot_fit_before_the_deadline() -> None:
+    clock, abort = FakeClock(), threading.Event()
+    limiter = UsageLimiter(rpm=2, tpm=1_000, clock=clock)
+
+    assert limiter.acquire(400, clock.now + 1, abort) == 0.0
+    assert limiter.acquire(400, clock.now + 1, abort) == 0.0
+    assert limiter.acquire(10, clock.now + 30, abort) is None, "a third request a minute"
+    clock.now += 61
+    assert limiter.acquire(1_000, clock.now + 1, abort) == 0.0
+    assert limiter.acquire(1, clock.now + 1, abort) is None, "no tokens left this minute"
+    with pytest.raises(ConfigurationError, match="must be positive"):
+        UsageLimiter(rpm=0)
+
+
+def test_a_reservation_waits_for_requests_in_flight_to_settle_but_never_overspends() -> None:
+    budget = Budget(1.0)
+    assert budget.reserve(0.6)
+    settled = threading.Timer(0.05, budget.settle, args=(0.6, 0.1))
+    settled.start()
+
+    assert budget.reserve(0.6, wait_until=time.monotonic() + 5), "fits once the first settles"
+    settled.join()
+    assert not budget.reserve(0.6, wait_until=time.monotonic() + 5), "0.1 + 0.6 + 0.6 > 1"
+    assert budget.spent == pytest.approx(0.1) and budget.reserved == pytest.approx(0.6)
+    assert not budget.reserve(0.95, wait_until=time.monotonic() + 5), "can never fit: at once"
+
+
+def test_the_worst_case_prompt_counts_a_token_per_byte_and_the_template() -> None:
+    messages = [{"role": "system", "content": "ab"}, {"role": "user", "content": "é" * 10}]
+    assert worst_case_prompt_tokens(messages, schema_bytes=100) == 2 + 20 + 100 + 2 * 16 + 16
+    assert worst_case_prompt_tokens(messages) > estimate_tokens("ab" + "é" * 10)
+
+
+# -- structured output that fits the endpoint ------------------------------------------------
+
+class Inner(pydantic.BaseModel):
+    note: str
+    weight: int = 1
+
+
+class Outer(pydantic.BaseModel):
+    inner: Inner
+    items: list[Inner]
+    maybe: str | None = None
+    cited_sources: list[str]
+
+
+def test_a_strict_schema_closes_every_object_and_requires_every_field() -> None:
+    schema = strict_json_schema(Outer)
+
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == ["inner", "items", "maybe", "cited_sources"]
+    inner = schema["$defs"]["Inner"]
+    assert inner["additionalProperties"] is False and inner["required"] == ["note", "weight"]
+    assert "additionalProperties" not in Outer.model_json_schema(), "the model is left alone"
+
+
+class Free(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+    cited_sources: list[str]
+
+
+class WithMap(pydantic.BaseModel):
+    scores: dict[str, float]
+    cited_sources: list[str]
+
+
+@pytest.mark.parametrize(("model", "field"), [(Free, "Free takes keys"),
+                                              (WithMap, "WithMap.scores takes keys")])
+def test_a_schema_strict_mode_cannot_express_names_the_field(model, field) -> None:
+    with pytest.raises(ConfigurationError, match=field):
+        strict_json_schema(model)
+
+
+LOW = '{"risk": "low", "summary": "s", "next_action": "a", "cited_sources": ["ticket:1"]}'
+
+
+@pytest.mark.parametrize("text", [
+    f"```json\n{LOW}\n```", f"Here it is:\n```JSON\n{LOW}\n```\nAnything else?",
+    f"```\n{LOW}```", f"  {LOW}\n", f"```json\n{json.dumps(json.loads(LOW), indent=2)}\n```",
+])
+def test_a_fenced_answer_is_read_inside_its_fence(text) -> None:
+    assert check_output(text, AccountHealth, "cited_sources", {"ticket:1"}).risk == "low"
+
+
+def test_a_rejection_says_what_kind_it_is() -> None:
+    with pytest.raises(OutputRejected) as rejected:
+        check_output("no json here", AccountHealth, "cited_sources", {"ticket:1"})
+    assert rejected.value.kind == "invalid json"
+
+
+# -- reading what the model saw -------------------------------------------------------------
+
+def test_the_provenance_a_step_checks_is_the_trimmed_documents() -> None:
+    from pipelines.warehouse import DuckDBWarehouse
+
+    table = account_contexts(30, spec=dataclasses.replace(account_context(), budget=350))
+    with DuckDBWarehouse() as warehouse:
+        warehouse.replace_tables({"context_account": table})
+        contexts = {c.context_id: c for c in read_contexts(warehouse, "context_account")}
+    trimmed = 0
+    for row in table.to_pylist():
+        dropped = {sid for cut in json.loads(row["trimmed"]) for sid in cut["source_ids"]}
+        whole = {p["source_id"] for p in json.loads(row["provenance"])}
+        seen = set(contexts[row["context_id"]].provenance)
+        assert seen == whole - dropped
+        assert all(sid in row["document"] for sid in seen)
+        trimmed += bool(dropped)
+    assert trimmed >= 5
