@@ -13,16 +13,18 @@ override the message names.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from connectors import DataContractError, SQLConnector, SQLTable
 from connectors.odbc import ODBCConnector
 from pipelines.runner import run_stream
 from pipelines.warehouse import open_warehouse, quote
-from tests.conftest import LiveDatabase, _private_database
+from tests.conftest import PG_URL, LiveDatabase, _private_database
 from tests.type_matrix_cases import CASES, PATHS, TEXT_SQL, Case
 from tests.type_matrix_values import actual_values, expected_value
 
@@ -175,6 +177,61 @@ def _assert_lands_exactly(source: MatrixSource, connector, path: str, stream: st
     result = run_stream(connector, stream, warehouse)
     assert result.rows == len(expected)
     landed = warehouse.query(f"SELECT id, v FROM {quote(result.table)} ORDER BY id")
+    assert _landed(landed) == expected
+
+
+# The path a connector takes by default: where a PostgreSQL warehouse's landing is checked.
+DEFAULT_PATH = {"postgresql": "adbc", "mariadb": "sqlalchemy", "sqlite": "sqlalchemy"}
+
+
+@pytest.fixture(scope="module")
+def pg_warehouses():
+    """A PostgreSQL warehouse per source backend, each in a private schema dropped
+    afterwards."""
+    schemas: list[str] = []
+
+    class Lazy(dict):
+        def __missing__(self, backend: str):
+            schemas.append(f"hw_wh_{uuid.uuid4().hex[:10]}")
+            self[backend] = open_warehouse(
+                f"postgresql://postgres@127.0.0.1:5432/test?schema={schemas[-1]}")
+            return self[backend]
+
+    warehouses = Lazy()
+    try:
+        yield warehouses
+    finally:
+        for warehouse in warehouses.values():
+            warehouse.close()
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            for schema in schemas:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("backend", "case"), [
+    pytest.param(backend, case, marks=MARKS[backend], id=f"{backend}-{case.name}")
+    for backend, cases in CASES.items() for case in cases
+])
+def test_every_type_lands_in_a_postgresql_warehouse(sources, pg_warehouses, backend,
+                                                    case) -> None:
+    source = sources[backend]
+    pg_warehouse = pg_warehouses[backend]
+    path = DEFAULT_PATH[backend]
+    stream = f"tm_{case.name}"
+    with contextlib.ExitStack() as stack:
+        connector = source.connector(path)
+        arrow = case.arrow
+        if path in case.fails:
+            connector = stack.enter_context(
+                source.connector(path, [_stream(case, column_types=case.override)]))
+            arrow = case.override_arrow
+        result = run_stream(connector, stream, pg_warehouse)
+    expected = source.expected(case, arrow)
+    assert result.rows == len(expected)
+    landed = pg_warehouse.query(f"SELECT id, v FROM {quote(result.table)} ORDER BY id")
     assert _landed(landed) == expected
 
 

@@ -40,7 +40,9 @@ from ..sql._types import (
     TEXT_VALUE,
     UNKNOWN_TEXT,
     UNSIGNED,
+    UNSIGNED_64,
     ColumnType,
+    bit_type,
     decimal_type,
 )
 
@@ -62,7 +64,7 @@ _LARGE_TEXT = {SQL_LONGVARCHAR, SQL_WLONGVARCHAR, SQL_LONGVARGRAPHIC, SQL_CLOB, 
                SQL_SS_XML}
 _BINARY = {SQL_BINARY, SQL_VARBINARY, SQL_LONGVARBINARY, SQL_BLOB}
 _INTEGERS = {SQL_TINYINT: (pa.int16(), pa.int16()), SQL_SMALLINT: (pa.int16(), pa.int32()),
-             SQL_INTEGER: (pa.int32(), pa.int64()), SQL_BIGINT: (pa.int64(), pa.uint64())}
+             SQL_INTEGER: (pa.int32(), pa.int64()), SQL_BIGINT: (pa.int64(), UNSIGNED_64)}
 _MONEY = {"money": pa.decimal128(19, 4), "smallmoney": pa.decimal128(10, 4)}
 _SQLITE_DECIMAL = re.compile(r"^\s*(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?",
                              re.IGNORECASE)
@@ -153,7 +155,9 @@ def _mysql_type(column: ODBCColumn) -> ColumnType | None:
     if name in _MYSQL_AS_TEXT:
         return ColumnType(pa.string(), TEXT_RENDERING)
     if name == "bit":
-        return ColumnType(pa.bool_() if column.sql_type == SQL_BIT else pa.uint64(), UNSIGNED)
+        width = re.match(r"bit\((\d+)\)", declared)
+        length = 1 if column.sql_type == SQL_BIT else int(width.group(1)) if width else 64
+        return ColumnType(bit_type(length), UNSIGNED)
     if column.sql_type == SQL_TINYINT:
         if declared.startswith("tinyint(1)"):
             return ColumnType(pa.bool_(), BOOL_FROM_INT)  # BOOLEAN is TINYINT(1)
@@ -173,7 +177,8 @@ def _by_code(column: ODBCColumn, family: str) -> ColumnType | None:
     if code in _INTEGERS:
         if family == "sqlite":
             return ColumnType(pa.int64())  # every SQLite integer is 64-bit
-        return ColumnType(_INTEGERS[code][1 if unsigned else 0])
+        found = _INTEGERS[code][1 if unsigned else 0]
+        return ColumnType(found, TEXT_VALUE if found == UNSIGNED_64 else NATIVE)
     if code == SQL_BIT:
         return ColumnType(pa.bool_())
     if code in (SQL_NUMERIC, SQL_DECIMAL):

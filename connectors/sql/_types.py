@@ -30,6 +30,9 @@ from .._errors import ConfigurationError
 UNCONSTRAINED_DECIMAL = pa.decimal128(38, 10)
 # The widest decimal every warehouse holds (DuckDB's DECIMAL stops at 38 digits).
 MAX_DECIMAL_PRECISION = 38
+# Unsigned 64-bit integers land as exact decimals: PostgreSQL has no unsigned type, and
+# a uint64 column would reach it through a signed 64-bit one (2**64 - 1 became -1).
+UNSIGNED_64 = pa.decimal128(20, 0)
 TEXT = pa.large_string()
 
 # How a column is selected and converted:
@@ -80,7 +83,7 @@ def _integer_type(sa_type: TypeEngine, dialect_name: str) -> pa.DataType:
             return pa.bool_()  # MySQL/MariaDB spell BOOLEAN as TINYINT(1)
         return pa.uint8() if unsigned else pa.int8()
     if isinstance(sa_type, sa.BigInteger):
-        return pa.uint64() if unsigned else pa.int64()
+        return UNSIGNED_64 if unsigned else pa.int64()
     if isinstance(sa_type, sa.SmallInteger):
         return pa.int32() if unsigned else pa.int16()
     if unsigned:
@@ -102,6 +105,13 @@ def _float_type(sa_type: sa.Float, dialect_name: str) -> pa.DataType:
     return pa.float64()
 
 
+def bit_type(length: int) -> pa.DataType:
+    """MySQL's ``BIT(n)``: a boolean for one bit, else its value as an unsigned integer."""
+    if length == 1:
+        return pa.bool_()
+    return pa.int64() if length < 64 else UNSIGNED_64
+
+
 def decimal_type(precision: int | None, scale: int | None) -> ColumnType:
     """A decimal column: exact up to 38 digits, the database's text beyond."""
     if not precision:
@@ -116,7 +126,7 @@ def column_type(sa_type: TypeEngine, dialect_name: str) -> ColumnType:
     if isinstance(sa_type, sa.Boolean):
         return ColumnType(pa.bool_())
     if isinstance(sa_type, mysql.BIT):
-        return ColumnType(pa.bool_() if (sa_type.length or 1) == 1 else pa.uint64(), UNSIGNED)
+        return ColumnType(bit_type(sa_type.length or 1), UNSIGNED)
     if isinstance(sa_type, mysql.YEAR):
         return ColumnType(pa.int16())
     if isinstance(sa_type, oracle.NUMBER):
@@ -188,7 +198,7 @@ _NAMED = {
     "int8": ColumnType(pa.int8()), "int16": ColumnType(pa.int16()),
     "int32": ColumnType(pa.int32()), "int64": ColumnType(pa.int64()),
     "uint8": ColumnType(pa.uint8()), "uint16": ColumnType(pa.uint16()),
-    "uint32": ColumnType(pa.uint32()), "uint64": ColumnType(pa.uint64()),
+    "uint32": ColumnType(pa.uint32()),
     "float32": ColumnType(pa.float32(), FLOAT), "float64": ColumnType(pa.float64(), FLOAT),
     "double": ColumnType(pa.float64(), FLOAT),
     "date": ColumnType(pa.date32(), TEXT_VALUE), "time": ColumnType(pa.time64("us"), TEXT_VALUE),

@@ -99,7 +99,8 @@ SERVER_DIALECTS = ["postgresql", "mysql", "mssql", "oracle"]
         (mysql.TINYINT(unsigned=True), "mysql", pa.uint8()),
         (mysql.TINYINT(4), "mysql", pa.int8()),
         (mysql.INTEGER(unsigned=True), "mysql", pa.int64()),
-        (mysql.BIGINT(unsigned=True), "mysql", pa.uint64()),
+        # Unsigned 64-bit: an exact decimal, which every warehouse holds.
+        (mysql.BIGINT(unsigned=True), "mysql", pa.decimal128(20, 0)),
         (mssql.TINYINT(), "mssql", pa.int32()),  # 0..255 fits
         # Anything else is read as text.
         (mssql.UNIQUEIDENTIFIER(), "mssql", pa.string()),
@@ -199,7 +200,8 @@ def test_mysql_large_text_has_64_bit_offsets(sa_type):
         (mysql.SMALLINT(unsigned=True), "mysql", ColumnType(pa.int32())),
         (mysql.YEAR(), "mysql", ColumnType(pa.int16())),
         (mysql.BIT(1), "mysql", ColumnType(pa.bool_(), UNSIGNED)),
-        (mysql.BIT(64), "mysql", ColumnType(pa.uint64(), UNSIGNED)),
+        (mysql.BIT(8), "mysql", ColumnType(pa.int64(), UNSIGNED)),
+        (mysql.BIT(64), "mysql", ColumnType(pa.decimal128(20, 0), UNSIGNED)),
         (mysql.TIME(fsp=6), "mysql", ColumnType(pa.time64("us"), TIMEDELTA)),
         (mysql.SET("a", "b"), "mysql", ColumnType(TEXT, TEXT_RENDERING)),
         (mysql.JSON(), "mysql", ColumnType(TEXT, TEXT_RENDERING)),
