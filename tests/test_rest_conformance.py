@@ -1,13 +1,15 @@
 """The conformance suite for REST streams that are one page (no paginator), against the
-demo CRM on 127.0.0.1: a read stopped after the page's batch resumes to nothing."""
+demo CRM on 127.0.0.1: a read stopped after the page's batch resumes to nothing. And a
+REST data error names connector and stream."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 
-from connectors import Incremental, checkpoint_of
+from connectors import DataContractError, Incremental, checkpoint_of
 from connectors.http import OAuth2ClientCredentials
 from connectors.rest import RESTConnector, RESTStream
 from connectors.testing import conformance_suite, read_all
@@ -61,3 +63,20 @@ def test_resuming_after_the_last_page_requests_nothing(stream) -> None:
         assert state["cursor"] == dt.datetime.fromisoformat(newest)
     else:
         assert state == {}
+
+
+def test_a_value_that_does_not_fit_names_connector_stream_and_field() -> None:
+    crm = _crm()
+    schema = pa.schema([("id", pa.int64()), ("account_id", pa.string()),
+                        ("subject", pa.int64()), ("status", pa.string()),
+                        ("priority", pa.string()), ("opened_at", pa.string()),
+                        ("updated_at", pa.string())])
+    stream = RESTStream(name="ticket_page", path="/api/tickets", params={"per_page": 5},
+                        primary_key=("id",), schema=schema)
+    auth = OAuth2ClientCredentials(crm.token_url, crm.client_id, crm.client_secret)
+    with RESTConnector("crm", crm.url, [stream], auth=auth) as connector, \
+            pytest.raises(DataContractError) as err:
+        list(connector.read("ticket_page"))
+    message = str(err.value)
+    assert message.startswith("connector 'crm', stream 'ticket_page': ")
+    assert "'subject'" in message and "int64" in message

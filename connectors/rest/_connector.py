@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 
 from .._batching import empty_batch
-from .._errors import ConfigurationError, RetriableSourceError
+from .._errors import ConfigurationError, DataContractError, RetriableSourceError
 from .._incremental import CursorTracker
 from .._paged import PagedConnector
 from .._paginate import Page
@@ -100,16 +100,28 @@ class RESTConnector(PagedConnector):
         batch of a one-page stream too) resumes to the end: no page is read again, and
         the state the completed read saves follows.
         """
+        declared = self.stream(stream)
         resume = (state or {}).get("resume") or {}
         if "page" not in resume or resume["page"] is not None:
-            return super().read(stream, state)
-        declared = self.stream(stream)
+            return self._naming_where(declared, super().read(declared, state))
         tracker = (CursorTracker(declared.incremental, state.get("cursor"),
                                  state.get("boundary"), resume=resume)
                    if declared.incremental else None)
         final = with_checkpoint(empty_batch(self.schema_for(declared)),
                                 tracker.state() if tracker else {})
         return iter([final])
+
+    def _naming_where(self, stream: Stream, batches: Iterator[pa.RecordBatch]
+                      ) -> Iterator[pa.RecordBatch]:
+        """The batches of a read; a data error names the connector and the stream."""
+        try:
+            yield from batches
+        except DataContractError as error:
+            if error.message.startswith("connector "):
+                raise
+            where = (f"connector {self.name!r}, " if error.message.startswith("stream ")
+                     else f"connector {self.name!r}, stream {stream.name!r}: ")
+            raise DataContractError(where + error.message) from error
 
     def url_for(self, stream: RESTStream) -> str:
         return urljoin(self.base_url.rstrip("/") + "/", stream.path.lstrip("/"))
