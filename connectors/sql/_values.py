@@ -138,11 +138,13 @@ def _unfit_row(values: Sequence[Any], convert: Callable[[Any], Any]) -> tuple[in
     return -1, "the values do not fit together"
 
 
-def _raise_unfit(field: pa.Field, values: Sequence[Any], convert: Callable[[Any], Any],
-                 first: BaseException) -> None:
+def _unfit(field: pa.Field, values: Sequence[Any], convert: Callable[[Any], Any],
+           first: BaseException) -> UnfitValue:
+    """The error for a conversion of ``values`` that failed with ``first``: the first
+    value ``convert`` refuses on its own, or, if none does, ``first`` itself."""
     row, reason = _unfit_row(values, convert)
-    raise UnfitValue(field.name, field.type, reason if row >= 0 else str(first),
-                     row if row >= 0 else None) from None
+    return UnfitValue(field.name, field.type, reason if row >= 0 else str(first),
+                      row if row >= 0 else None)
 
 
 # -- Python values (the generic paths) ------------------------------------------------
@@ -153,8 +155,7 @@ def python_array(values: Sequence[Any], field: pa.Field) -> pa.Array:
     try:
         return pa.array(values, type=field.type)
     except _FAILURES as exc:
-        _raise_unfit(field, values, lambda v: pa.array([v], type=field.type), exc)
-        raise  # unreachable: _raise_unfit always raises
+        raise _unfit(field, values, lambda v: pa.array([v], type=field.type), exc) from None
 
 
 def strict_bool_array(values: Sequence[Any], field: pa.Field) -> pa.Array:
@@ -222,8 +223,8 @@ def from_text(values: pa.Array, field: pa.Field) -> pa.Array:
     try:
         return pc.cast(values, t)
     except _FAILURES as exc:
-        _raise_unfit(field, values.to_pylist(), lambda v: pc.cast(pa.array([v]), t), exc)
-        raise
+        raise _unfit(field, values.to_pylist(), lambda v: pc.cast(pa.array([v]), t),
+                     exc) from None
 
 
 def _decimals(values: pa.Array, field: pa.Field) -> pa.Array:
@@ -288,7 +289,6 @@ def cast_array(column: pa.Array, field: pa.Field) -> pa.Array:
     try:
         return pc.cast(column, t)
     except _FAILURES as exc:
-        _raise_unfit(field, column.to_pylist(), lambda v: pc.cast(pa.array([v], column.type), t),
-                     exc)
-        raise
+        raise _unfit(field, column.to_pylist(),
+                     lambda v: pc.cast(pa.array([v], column.type), t), exc) from None
 
