@@ -264,3 +264,12 @@ def test_with_a_config_of_your_own_no_demo_asset_exists(shop) -> None:
     assert keys == {"raw/shop/sales", "shop/source/sales"}
     assert defs.schedules == [] or list(defs.schedules) == []
     assert [s.name for s in defs.sensors] == ["headwater_automation"]
+
+
+def test_column_types_are_declared_per_stream(shop, capsys) -> None:
+    config = shop_config(shop, stream='column_types = { changed = "text" }')
+    assert main(["--config", str(config), "discover"]) == 0
+    assert "    changed: large_string" in capsys.readouterr().out
+    bad = shop_config(shop, stream='column_types = { chnaged = "text" }')
+    assert main(["--config", str(bad), "discover"]) == 1
+    assert "chnaged" in capsys.readouterr().err

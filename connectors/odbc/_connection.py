@@ -32,10 +32,10 @@ def family_options(family: str, max_text_size: int) -> dict[str, str]:
 
 
 # Statements run on every new connection, so both read paths see the same values:
-# PostgreSQL timestamps with time zone come in UTC; MariaDB keeps CHAR padding, as
-# PostgreSQL and the SQL connector do.
+# PostgreSQL timestamps with time zone come in UTC, and dates as ISO text whatever the
+# server's DateStyle; MariaDB keeps CHAR padding, as PostgreSQL and the SQL connector do.
 SESSION_SQL: Mapping[str, tuple[str, ...]] = {
-    "postgresql": ("SET TIME ZONE 'UTC'",),
+    "postgresql": ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO'"),
     "mysql": ("SET SESSION sql_mode = CONCAT(@@sql_mode, ',PAD_CHAR_TO_FULL_LENGTH')",),
 }
 

@@ -8,7 +8,7 @@ import importlib.util
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -19,11 +19,14 @@ from .._errors import ConfigurationError, HeadwaterError, RetriableSourceError
 from .._redaction import redact
 from .._retry import Retrier, RetryPolicy
 from .._stream import Stream
+from ..sql import _types as sql_types
 from ..sql._arrow_native import conform
-from ..sql._plan import ReadPlan, decimal_from_text_converter, plain_converter
-from ..sql._relational import RelationalConnector
-from ..sql._streams import SQLQuery, SQLTable
+from ..sql._plan import ReadPlan, column_reader
+from ..sql._relational import ColumnKind, RelationalConnector
+from ..sql._streams import SQLQuery
 from ..sql._translate import translate_error
+from ..sql._types import ColumnType
+from ..sql._values import python_array, strict_bool_array, text_array
 from . import _types
 from ._connection import SESSION_SQL, ConnectionString, check_driver, family_options
 from ._dialects import compile_sql, dialect_for, family_of
@@ -48,6 +51,20 @@ _NEEDED = re.compile(r"indicated by ODBC driver: Some\((\d+)\)")
 INITIAL_BUFFER_BYTES = 256
 # ODBC states meaning the driver could not be loaded or the data source is unknown.
 _DRIVER_MISSING = ("IM002", "IM003", "01000")
+# Each column's own declaration, for the families whose driver catalog loses some.
+_DECLARED_TYPES_SQL = {
+    "postgresql": (
+        "SELECT CAST(a.attname AS text), format_type(a.atttypid, a.atttypmod) "
+        "FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :schema AND c.relname = :table AND a.attnum > 0 "
+        "AND NOT a.attisdropped"
+    ),
+    "mysql": (
+        "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = :schema AND TABLE_NAME = :table"
+    ),
+}
 
 
 def fast_path_available() -> bool:
@@ -61,7 +78,6 @@ class ODBCReadPlan(ReadPlan):
 
     transport: pa.Schema | None = None  # the types arrow-odbc binds buffers for
     guid_columns: frozenset[str] = field(default_factory=frozenset)
-    text_columns: frozenset[str] = field(default_factory=frozenset)  # parsed from text
     fast: bool = False
     text_size: int = 0  # fast-path text buffer per value, once grown (bytes)
     binary_size: int = 0
@@ -338,11 +354,32 @@ class ODBCConnector(RelationalConnector):
 
         return self._attempt(catalog, f"reading the catalog for {name!r}")
 
+    def declared_types(self, name: str, schema: str | None) -> dict[str, str]:
+        """The database's own declaration of each column, where the driver's catalog
+        loses something that matters (see ``_types``): PostgreSQL's ``format_type`` and
+        MySQL's ``COLUMN_TYPE``. Empty for other families."""
+        schema = schema or self.default_schema()
+        sql = _DECLARED_TYPES_SQL.get(self.family)
+        if sql is None or not schema:
+            return {}
+        text, params = self.sql_for(sa.text(sql).bindparams(schema=schema, table=name))
+
+        def declared() -> dict[str, str]:
+            cursor = self._cursor(data=False)  # catalog text, not data to convert
+            try:
+                return {str(c): str(t) for c, t in cursor.execute(text, params).fetchall()}
+            finally:
+                cursor.close()
+
+        return self._attempt(declared, f"reading the declared types of {name!r}")
+
     def reflect_table(self, name: str, schema: str | None) -> sa.Table:
         columns, key = self.odbc_columns(name, schema)
+        declared = self.declared_types(name, schema)
         family = self.family
         sa_columns = []
         for column in columns:
+            column = replace(column, declared=declared.get(column.name, ""))
             kind, unknown = _types.resolve(column, family)
             if unknown:
                 log.warning(
@@ -356,54 +393,48 @@ class ODBCConnector(RelationalConnector):
 
     # -- plans --------------------------------------------------------------------------
 
-    def plan_table(self, table: sa.Table, stream: SQLTable,
-                   primary_key: tuple[str, ...]) -> ReadPlan:
-        wanted = (
-            [(table.c[f.name], f) for f in stream.schema] if stream.schema is not None
-            else [(c, pa.field(c.name, c.info["kind"].arrow)) for c in table.columns]
-        )
-        columns, converters, transport, guids, parsed = [], [], [], set(), set()
-        for column, arrow_field in wanted:
-            kind: _types.ColumnType = column.info["kind"]
-            if kind.how == _types.DECIMAL_TEXT:
-                columns.append(sa.cast(column, sa.Text).label(column.name))
-                converters.append(decimal_from_text_converter(arrow_field))
-            elif kind.how == _types.NUMERIC_TEXT:
-                columns.append(sa.cast(sa.cast(column, sa.Numeric), sa.Text).label(column.name))
-                converters.append(decimal_from_text_converter(arrow_field))
-            elif kind.how == _types.TEXT_VALUE:
-                # SQLite prints a null as "0": keep nulls out of printf.
-                text = (sa.case((column.is_(None), sa.null()),
-                                else_=sa.func.printf("%!.17g", column))
-                        if pa.types.is_floating(kind.arrow) else sa.cast(column, sa.Text))
+    def column_type_of(self, column: sa.Column) -> ColumnType:
+        """The mapping ``reflect_table`` found for the column (``_types``)."""
+        return column.info["kind"]
+
+    def plan_table(self, table: sa.Table, primary_key: tuple[str, ...], cursor_field: str | None,
+                   kinds: list[ColumnKind]) -> ReadPlan:
+        return self._plan(table, primary_key, cursor_field, kinds)
+
+    def plan_query(self, source: sa.FromClause, schema: pa.Schema, stream: SQLQuery,
+                   overrides: dict[str, ColumnType] | None = None) -> ReadPlan:
+        overrides = overrides or {}
+        kinds = [(source.c[f.name], f, overrides.get(f.name, ColumnType(f.type)))
+                 for f in schema]
+        return self._plan(source, stream.primary_key, stream.cursor_field, kinds)
+
+    def _plan(self, source: sa.FromClause, primary_key: tuple[str, ...],
+              cursor_field: str | None, kinds: list[ColumnKind]) -> ODBCReadPlan:
+        columns, converters, transport, guids = [], [], [], set()
+        for column, arrow_field, kind in kinds:
+            if kind.how == sql_types.TEXT_VALUE and pa.types.is_floating(kind.arrow):
+                # SQLite's driver prints floats with 15 digits; printf gives 17. SQLite
+                # prints a null as "0": keep nulls out of printf.
+                text = sa.case((column.is_(None), sa.null()),
+                               else_=sa.func.printf("%!.17g", column))
                 columns.append(text.label(column.name))
                 converters.append(_text_value_converter(arrow_field))
-                parsed.add(column.name)
-            elif kind.how == _types.UNKNOWN_TEXT:
-                columns.append(sa.cast(column, sa.UnicodeText).label(column.name))
-                converters.append(plain_converter(arrow_field))
+            elif kind.how == _types.BOOL_FROM_INT:
+                columns.append(column)
+                converters.append(_strict_bool_converter(arrow_field))
             elif kind.guid:
                 columns.append(column)
                 converters.append(_guid_converter(arrow_field))
                 guids.add(column.name)
             else:
-                columns.append(column)
-                converters.append(plain_converter(arrow_field))
-            transport.append(_transport_field(arrow_field, text=kind.how != _types.NATIVE))
+                expr, convert = column_reader(column, arrow_field, kind)
+                columns.append(expr)
+                converters.append(convert)
+            transport.append(_transport_field(arrow_field, kind.how))
         plan = ODBCReadPlan(
-            table, columns, pa.schema([f for _, f in wanted]), tuple(primary_key),
-            stream.cursor_field, converters, transport=pa.schema(transport),
-            guid_columns=frozenset(guids), text_columns=frozenset(parsed),
-        )
-        plan.fast = self._fast_path_for(plan)
-        return plan
-
-    def plan_query(self, source: sa.FromClause, schema: pa.Schema,
-                   stream: SQLQuery) -> ReadPlan:
-        plan = ODBCReadPlan(
-            source, [source.c[n] for n in schema.names], schema, tuple(stream.primary_key),
-            stream.cursor_field, [plain_converter(f) for f in schema],
-            transport=pa.schema([_transport_field(f) for f in schema]),
+            source, columns, pa.schema([f for _, f, _ in kinds]), tuple(primary_key),
+            cursor_field, converters, transport=pa.schema(transport),
+            guid_columns=frozenset(guids),
         )
         plan.fast = self._fast_path_for(plan)
         return plan
@@ -526,16 +557,11 @@ class ODBCConnector(RelationalConnector):
 
     @staticmethod
     def _conform(batch: pa.RecordBatch, plan: ODBCReadPlan) -> pa.RecordBatch:
-        if plan.guid_columns or plan.text_columns:
-            arrays = []
-            for target, column in zip(plan.schema, batch.columns, strict=True):
-                if target.name in plan.guid_columns:
-                    column = pc.utf8_lower(column)
-                elif target.name in plan.text_columns:
-                    column = _types.parse_text(column, target)
-                arrays.append(column)
+        if plan.guid_columns:
+            arrays = [pc.utf8_lower(column) if target.name in plan.guid_columns else column
+                      for target, column in zip(plan.schema, batch.columns, strict=True)]
             batch = pa.RecordBatch.from_arrays(arrays, names=plan.schema.names)
-        return conform(batch, plan.schema)
+        return conform(batch, plan.schema, plan.primary_key)
 
 
 class _Truncated(Exception):
@@ -574,29 +600,40 @@ def _fills_a_buffer(batch: pa.RecordBatch, text_size: int, binary_size: int) -> 
     return False
 
 
-def _transport_field(arrow_field: pa.Field, *, text: bool = False) -> pa.Field:
-    """The type arrow-odbc binds for a column (it has no large, zoned or uint64 types)."""
+def _transport_field(arrow_field: pa.Field, how: str = sql_types.NATIVE) -> pa.Field:
+    """The type arrow-odbc binds for a column.
+
+    It has no large, zoned or uint64 types; columns selected as text come as text;
+    integers read as booleans come as integers (then checked to be 0 or 1); floats are
+    bound as doubles, because the MariaDB driver fills single-precision buffers with
+    zeros for some values (2.5 arrived as 0.0), and every float is exact as a double.
+    """
     t = arrow_field.type
-    if text or pa.types.is_large_string(t) or pa.types.is_decimal256(t) or pa.types.is_uint64(t):
+    if how == _types.BOOL_FROM_INT:
+        return arrow_field.with_type(pa.int64())
+    if (how != sql_types.NATIVE or pa.types.is_large_string(t) or pa.types.is_decimal256(t)
+            or pa.types.is_uint64(t)):
         return arrow_field.with_type(pa.string())
     if pa.types.is_large_binary(t):
         return arrow_field.with_type(pa.binary())
     if pa.types.is_timestamp(t) and t.tz is not None:
         return arrow_field.with_type(pa.timestamp(t.unit))
+    if pa.types.is_float32(t):
+        return arrow_field.with_type(pa.float64())
     return arrow_field
 
 
 def _text_value_converter(arrow_field: pa.Field) -> Any:
-    def convert(values: Sequence[Any]) -> pa.Array:
-        return _types.parse_text(pa.array(values, type=pa.string()), arrow_field)
+    return lambda values: text_array(values, arrow_field)
 
-    return convert
+
+def _strict_bool_converter(arrow_field: pa.Field) -> Any:
+    return lambda values: strict_bool_array(values, arrow_field)
 
 
 def _guid_converter(arrow_field: pa.Field) -> Any:
-    plain = plain_converter(arrow_field)
-
     def convert(values: Sequence[Any]) -> pa.Array:
-        return plain([None if v is None else str(v).lower() for v in values])
+        return python_array([None if v is None else str(v).lower() for v in values],
+                            arrow_field)
 
     return convert

@@ -6,6 +6,16 @@ DECIMAL/NUMERIC and MONEY stay exact decimals, GUIDs are canonical text, times k
 microseconds, CHAR and NCHAR keep their padding, binary stays binary. A type not in the
 table is read as text, with a warning that names the column; it is never dropped.
 
+Where drivers lose values, the database's own declaration (``ODBCColumn.declared``,
+read from its catalog) decides: on PostgreSQL, psqlODBC reports an unconstrained
+``numeric`` as ``numeric(28,6)`` and cuts dates before year 1 or after 32767 through
+ODBC's date struct, so numerics follow the declaration and dates are read as text; a
+PostgreSQL type with no exact Arrow counterpart lands as its text. On MySQL and MariaDB,
+``TINYINT(1)`` (BOOLEAN) is told apart from ``TINYINT`` by the declaration, unsigned
+``INT`` is widened by a cast (pyodbc reads it as a signed 32-bit value), and ``BIT(n)``
+is cast to an unsigned integer. SQLite integers are read as text, which pyodbc would
+truncate to 32 bits and the driver would turn into NULL when a row holds text.
+
 Some legacy types pyodbc cannot fetch itself; the output converters here decode them
 (SQL Server ``datetimeoffset``, DB2 ``GRAPHIC``), and a user can add more.
 """
@@ -21,7 +31,22 @@ from dataclasses import dataclass
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ..sql._types import UNCONSTRAINED_DECIMAL
+from ..sql._types import (
+    DECIMAL_TEXT,
+    NATIVE,
+    NUMERIC_TEXT,
+    TEXT,
+    TEXT_RENDERING,
+    TEXT_VALUE,
+    UNKNOWN_TEXT,
+    UNSIGNED,
+    UNSIGNED_64,
+    ColumnType,
+    bit_type,
+    decimal_type,
+)
+
+BOOL_FROM_INT = "bool_from_int"  # 0/1 integers as booleans, any other integer refused
 
 # ODBC SQL type codes (sql.h, sqlext.h, and vendor headers for the negative extras).
 SQL_CHAR, SQL_NUMERIC, SQL_DECIMAL, SQL_INTEGER, SQL_SMALLINT = 1, 2, 3, 4, 5
@@ -39,23 +64,27 @@ _LARGE_TEXT = {SQL_LONGVARCHAR, SQL_WLONGVARCHAR, SQL_LONGVARGRAPHIC, SQL_CLOB, 
                SQL_SS_XML}
 _BINARY = {SQL_BINARY, SQL_VARBINARY, SQL_LONGVARBINARY, SQL_BLOB}
 _INTEGERS = {SQL_TINYINT: (pa.int16(), pa.int16()), SQL_SMALLINT: (pa.int16(), pa.int32()),
-             SQL_INTEGER: (pa.int32(), pa.int64()), SQL_BIGINT: (pa.int64(), pa.uint64())}
+             SQL_INTEGER: (pa.int32(), pa.int64()), SQL_BIGINT: (pa.int64(), UNSIGNED_64)}
 _MONEY = {"money": pa.decimal128(19, 4), "smallmoney": pa.decimal128(10, 4)}
 _SQLITE_DECIMAL = re.compile(r"^\s*(?:numeric|decimal)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?",
                              re.IGNORECASE)
 
-# How a column is selected: as it is; as text parsed into an exact decimal (SQLite has
-# no decimal storage); cast to NUMERIC, then text (PostgreSQL ``money``, which prints
-# with the locale's currency sign); or cast to text because its type is not in the table.
-# TEXT_VALUE: read as text, then parsed: TIME (ODBC's TIME struct has no fractions of a
-# second) and SQLite floats (its driver prints them with 15 digits; they come as 17).
-NATIVE, DECIMAL_TEXT, NUMERIC_TEXT, UNKNOWN_TEXT, TEXT_VALUE = (
-    "native", "decimal_text", "numeric_text", "unknown_text", "text_value")
+# PostgreSQL declarations (``format_type``) that the type codes map exactly; any other
+# PostgreSQL type (arrays, intervals, ranges, enums, network, geometric, JSON, XML,
+# ``time with time zone``) lands as its text.
+_PG_EXACT = re.compile(
+    r"^(smallint|integer|bigint|real|double precision|numeric|money|character|text|name|"
+    r'"char"|bytea|boolean|date|uuid|oid|time(\(\d+\))? without time zone|'
+    r"timestamp(\(\d+\))? with(out)? time zone)\b(?!.*\[\])"
+)
+_PG_NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
+_MYSQL_AS_TEXT = {"uuid", "inet4", "inet6"}
 
 
 @dataclass(frozen=True)
 class ODBCColumn:
-    """One column as the ODBC catalog (``SQLColumns``) describes it."""
+    """One column as the ODBC catalog (``SQLColumns``) describes it; ``declared`` is the
+    database's own declaration from its catalog, where one was read."""
 
     name: str
     sql_type: int
@@ -63,24 +92,7 @@ class ODBCColumn:
     size: int | None = None
     digits: int | None = None
     nullable: bool = True
-
-
-@dataclass(frozen=True)
-class ColumnType:
-    """Where a column lands: its Arrow type and how it is selected."""
-
-    arrow: pa.DataType
-    how: str = NATIVE
-    guid: bool = False
-
-
-def _decimal(precision: int | None, scale: int | None) -> pa.DataType:
-    if not precision:
-        return UNCONSTRAINED_DECIMAL
-    scale = max(scale or 0, 0)
-    if precision <= 38:
-        return pa.decimal128(precision, scale)
-    return pa.decimal256(min(precision, 76), scale)
+    declared: str = ""
 
 
 def _sqlite_type(column: ODBCColumn) -> ColumnType | None:
@@ -90,7 +102,8 @@ def _sqlite_type(column: ODBCColumn) -> ColumnType | None:
         return None
     precision = int(match.group(1)) if match.group(1) else None
     scale = int(match.group(2)) if match.group(2) else 0
-    return ColumnType(_decimal(precision, scale), DECIMAL_TEXT)
+    found = decimal_type(precision, scale)
+    return found if found.how != NATIVE else ColumnType(found.arrow, DECIMAL_TEXT)
 
 
 def column_type(column: ODBCColumn, family: str) -> ColumnType | None:
@@ -100,12 +113,60 @@ def column_type(column: ODBCColumn, family: str) -> ColumnType | None:
         found = _sqlite_type(column)
         if found is None and column.sql_type in (SQL_REAL, SQL_FLOAT, SQL_DOUBLE):
             found = ColumnType(pa.float64(), TEXT_VALUE)  # SQLite's REAL is 8 bytes
+        if found is None and column.sql_type in _INTEGERS:
+            found = ColumnType(pa.int64(), TEXT_VALUE)  # every SQLite integer is 64-bit
+        if found is not None:
+            return found
+    if family == "postgresql" and column.declared:
+        return _postgresql_type(column)
+    if family == "mysql":
+        found = _mysql_type(column)
         if found is not None:
             return found
     if name in _MONEY:
-        how = {"sqlite": DECIMAL_TEXT, "postgresql": NUMERIC_TEXT}.get(family, NATIVE)
-        return ColumnType(_MONEY[name], how)
+        if family == "postgresql":  # 64-bit cents: 17 digits before the point
+            return ColumnType(pa.decimal128(19, 2), NUMERIC_TEXT)
+        return ColumnType(_MONEY[name], DECIMAL_TEXT if family == "sqlite" else NATIVE)
     return _by_code(column, family)
+
+
+def _postgresql_type(column: ODBCColumn) -> ColumnType | None:
+    declared = column.declared.lower()
+    if not _PG_EXACT.match(declared):
+        return ColumnType(TEXT, TEXT_RENDERING)
+    numeric = _PG_NUMERIC.match(declared)
+    if numeric:
+        precision, scale = numeric.groups()
+        return decimal_type(int(precision) if precision else None, int(scale or 0))
+    if declared == "money":
+        return ColumnType(pa.decimal128(19, 2), NUMERIC_TEXT)
+    if declared == "oid":
+        return ColumnType(pa.int64(), TEXT_VALUE)  # unsigned 32-bit
+    found = _by_code(column, "postgresql")
+    if found is not None and pa.types.is_temporal(found.arrow) and found.how == NATIVE:
+        # ODBC's date struct holds years -32768..32767 and no infinity: as text, every
+        # PostgreSQL date and timestamp is read exactly or refused.
+        return ColumnType(found.arrow, TEXT_VALUE)
+    return found
+
+
+def _mysql_type(column: ODBCColumn) -> ColumnType | None:
+    name, declared = column.type_name.lower(), column.declared.lower()
+    if name in _MYSQL_AS_TEXT:
+        return ColumnType(pa.string(), TEXT_RENDERING)
+    if name == "bit":
+        width = re.match(r"bit\((\d+)\)", declared)
+        length = 1 if column.sql_type == SQL_BIT else int(width.group(1)) if width else 64
+        return ColumnType(bit_type(length), UNSIGNED)
+    if column.sql_type == SQL_TINYINT:
+        if declared.startswith("tinyint(1)"):
+            return ColumnType(pa.bool_(), BOOL_FROM_INT)  # BOOLEAN is TINYINT(1)
+        return ColumnType(pa.uint8() if "unsigned" in name else pa.int8())
+    if column.sql_type == SQL_INTEGER and "unsigned" in name:
+        return ColumnType(pa.int64(), TEXT_VALUE)  # pyodbc reads it as a signed int32
+    if column.sql_type == SQL_REAL:
+        return ColumnType(pa.float32())
+    return None
 
 
 def _by_code(column: ODBCColumn, family: str) -> ColumnType | None:
@@ -116,11 +177,12 @@ def _by_code(column: ODBCColumn, family: str) -> ColumnType | None:
     if code in _INTEGERS:
         if family == "sqlite":
             return ColumnType(pa.int64())  # every SQLite integer is 64-bit
-        return ColumnType(_INTEGERS[code][1 if unsigned else 0])
+        found = _INTEGERS[code][1 if unsigned else 0]
+        return ColumnType(found, TEXT_VALUE if found == UNSIGNED_64 else NATIVE)
     if code == SQL_BIT:
         return ColumnType(pa.bool_())
     if code in (SQL_NUMERIC, SQL_DECIMAL):
-        return ColumnType(_decimal(column.size, column.digits))
+        return decimal_type(column.size, column.digits)
     if code == SQL_REAL:
         return ColumnType(pa.float32())
     if code in (SQL_FLOAT, SQL_DOUBLE):
@@ -153,14 +215,6 @@ def resolve(column: ODBCColumn, family: str) -> tuple[ColumnType, bool]:
     if found is None:
         return ColumnType(pa.large_string(), UNKNOWN_TEXT), True
     return found, False
-
-
-def parse_text(values: pa.Array, field: pa.Field) -> pa.Array:
-    """Text read for a ``TEXT_VALUE`` column into the column's type."""
-    if pa.types.is_time(field.type):
-        times = [None if v is None else dt.time.fromisoformat(v) for v in values.to_pylist()]
-        return pa.array(times, type=field.type)
-    return values.cast(field.type)
 
 
 def sqlalchemy_type(kind: ColumnType) -> sa.types.TypeEngine:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import zeep
 from zeep import exceptions as zx
 from zeep.helpers import serialize_object
@@ -151,7 +153,45 @@ class SOAPConnector(PagedConnector):
             return self.client.service
         return self.client.create_service(next(iter(self.client.wsdl.bindings)), self.endpoint)
 
+    def operations(self) -> dict[str, Any]:
+        """The WSDL's operations by name (loading the WSDL)."""
+        return dict(self.service._binding.all())  # zeep keeps the binding of a service here
+
+    def _operation(self, stream: SOAPStream) -> Any:
+        operations = self.operations()
+        if stream.operation not in operations:
+            raise ConfigurationError(
+                f"connector {self.name!r}, stream {stream.name!r}: the WSDL {self.where} has "
+                f"no operation {stream.operation!r}; its operations are: "
+                f"{', '.join(sorted(operations)) or '(none)'}"
+            )
+        return operations[stream.operation]
+
+    def check(self) -> None:
+        """Load the WSDL, confirm every stream's operation is in it, then fetch each
+        stream's first page (credentials, address)."""
+        operations = self.operations()
+        if not operations:
+            raise ConfigurationError(f"connector {self.name!r}: the WSDL {self.where} "
+                                     "declares no operations")
+        for stream in self.streams:
+            self._operation(stream)
+        super().check()
+
+    def discover(self) -> list[Stream]:
+        """The declared streams with their schemas; with none declared, every operation
+        of the WSDL as a stream named after it, with the fields of its repeating record
+        element as the WSDL types them (declare a ``SOAPStream`` with a primary key to
+        read one)."""
+        if self.streams:
+            for stream in self.streams:
+                self._operation(stream)
+            return super().discover()
+        return [Stream(name=name, schema=pa.schema(_record_fields(operation)))
+                for name, operation in sorted(self.operations().items())]
+
     def first_page(self, stream: SOAPStream, tracker: CursorTracker | None) -> Page:
+        self._operation(stream)
         arguments = dict(stream.arguments)
         if tracker is not None and stream.since_arg and tracker.window.start is not None:
             start = tracker.window.start
@@ -201,3 +241,39 @@ class SOAPConnector(PagedConnector):
 
     def close(self) -> None:
         self.http.close()
+
+
+# Python values zeep gives for XSD types, as the Arrow types a read lands them in.
+_ARROW_FOR = ((bool, pa.bool_()), (int, pa.int64()), (Decimal, pa.decimal128(38, 10)),
+              (float, pa.float64()), (dt.datetime, pa.timestamp("us", tz="UTC")),
+              (dt.date, pa.date32()), (dt.time, pa.time64("us")), (bytes, pa.binary()),
+              (str, pa.string()))
+
+
+def _record_fields(operation: Any) -> list[pa.Field]:
+    """The fields of an operation's records: the children of the repeating element of
+    its response (or of its one element, or of the response itself), nested elements
+    flattened as a read flattens them (``parent__child``), repeated ones as JSON text."""
+    body = operation.output.body if operation.output is not None else None
+    if body is None or not isinstance(body.type, zeep.xsd.ComplexType):
+        return []
+    children = [e for _, e in body.type.elements]
+    records = [e for e in children if isinstance(e.type, zeep.xsd.ComplexType)
+               and (e.max_occurs != 1 or len(children) == 1)]
+    return _fields(records[0].type if len(records) == 1 else body.type, "")
+
+
+def _fields(complex_type: Any, prefix: str) -> list[pa.Field]:
+    out = []
+    for name, element in complex_type.elements:
+        column = f"{prefix}{name}"
+        if element.max_occurs != 1:
+            out.append(pa.field(column, pa.string()))  # repeated: JSON text
+        elif isinstance(element.type, zeep.xsd.ComplexType):
+            out.extend(_fields(element.type, f"{column}__"))
+        else:
+            accepted = tuple(getattr(element.type, "accepted_types", ()) or (str,))
+            arrow = next((t for cls, t in _ARROW_FOR if issubclass(accepted[0], cls)),
+                         pa.string())
+            out.append(pa.field(column, arrow))
+    return out

@@ -10,6 +10,10 @@ Chosen by measurement: ADBC's libpq driver fetches at about the speed of the ser
   binary NUMERIC decoding costs about four times as much;
 - the low-level ADBC API is used rather than its DBAPI module, which imports
   ``pyarrow.dataset`` and pandas (half a second and 60 MB).
+
+The driver shifts PostgreSQL's dates and timestamps from its 2000 epoch to 1970 without
+checking for overflow: ``infinity`` and timestamps after the year 294246 arrive as
+wrapped values before PostgreSQL's earliest date. Those are refused here, naming the row.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from .._errors import DataContractError
+from ._values import UnfitValue, cast_array
 
 _DIALECT = postgresql.dialect()
+# PostgreSQL's earliest date, 4714-11-24 BC, in days and microseconds since 1970: any
+# earlier value from the driver is a wrapped infinity or out-of-range timestamp.
+_PG_FIRST_DAY = -2_440_588
+_PG_FIRST_MICRO = _PG_FIRST_DAY * 86_400_000_000
 
 
 def available() -> bool:
@@ -58,7 +66,8 @@ class ArrowNativeReader:
             self._conn = adbc_driver_manager.AdbcConnection(self._database)
         return self._conn
 
-    def fetch(self, stmt: sa.Select, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    def fetch(self, stmt: sa.Select, schema: pa.Schema, primary_key: tuple[str, ...] = ()
+              ) -> Iterator[pa.RecordBatch]:
         import adbc_driver_manager
 
         sql = str(stmt.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
@@ -70,7 +79,8 @@ class ArrowNativeReader:
             reader = pa.RecordBatchReader._import_from_c(stream.address)
             for batch in reader:
                 if batch.num_rows:
-                    yield conform(batch, schema)
+                    yield _within_postgresql_range(conform(batch, schema, primary_key),
+                                                   primary_key)
         finally:
             if reader is not None:
                 reader.close()
@@ -88,18 +98,54 @@ class ArrowNativeReader:
     close = reset
 
 
-def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Cast an ADBC batch to ``schema``: numeric text to exact decimals, metadata dropped."""
+def conform(batch: pa.RecordBatch, schema: pa.Schema, primary_key: tuple[str, ...] = ()
+            ) -> pa.RecordBatch:
+    """Cast a fast path's batch to ``schema``: text parsed exactly (decimals, dates),
+    other types cast, metadata dropped. A value that does not fit raises
+    :class:`UnfitValue` with the primary key of its row."""
     arrays = []
     for field, column in zip(schema, batch.columns, strict=True):
         if isinstance(column.type, pa.ExtensionType) or isinstance(column, pa.ExtensionArray):
             column = column.storage
-        if column.type != field.type:
-            try:
-                column = pc.cast(column, field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise DataContractError(
-                    f"column {field.name!r} holds values that do not fit {field.type} ({exc})"
-                ) from exc
-        arrays.append(column)
+        try:
+            arrays.append(cast_array(column, field))
+        except UnfitValue as unfit:
+            raise _keyed(unfit, batch, primary_key, schema) from None
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _keyed(unfit: UnfitValue, batch: pa.RecordBatch, primary_key: tuple[str, ...],
+           schema: pa.Schema | None = None) -> UnfitValue:
+    """``unfit`` with the primary key of its row (converted to the key's type, when
+    ``schema`` is given and the value converts)."""
+    if unfit.row is None or not all(k in batch.schema.names for k in primary_key):
+        return unfit
+    key = {}
+    for name in primary_key:
+        value = batch.column(name).slice(unfit.row, 1)
+        if schema is not None:
+            with contextlib.suppress(UnfitValue):  # then the raw value names the row
+                value = cast_array(value, schema.field(name))
+        key[name] = value[0].as_py()
+    unfit.key = key
+    return unfit
+
+
+def _within_postgresql_range(batch: pa.RecordBatch, primary_key: tuple[str, ...]
+                             ) -> pa.RecordBatch:
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if pa.types.is_date32(field.type):
+            first, storage = _PG_FIRST_DAY, pa.int32()
+        elif pa.types.is_timestamp(field.type):
+            first, storage = _PG_FIRST_MICRO, pa.int64()
+        else:
+            continue
+        values = column.cast(storage)
+        lowest = pc.min(values).as_py()
+        if lowest is not None and lowest < first:
+            row = pc.index(pc.less(values, first), True).as_py()
+            unfit = UnfitValue(field.name, field.type,
+                               "infinity, or a timestamp after 294246, which no Arrow "
+                               "value holds", row)
+            raise _keyed(unfit, batch, primary_key)
+    return batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -12,11 +13,11 @@ import sqlalchemy.exc as sa_exc
 from .._errors import ConfigurationError
 from .._retry import Retrier, RetryPolicy
 from .._stream import Stream
-from . import _arrow_native
+from . import _arrow_native, _types
 from ._plan import ReadPlan, plan_for_table
-from ._relational import RelationalConnector
-from ._streams import SQLTable
+from ._relational import ColumnKind, RelationalConnector
 from ._translate import translate_error
+from ._types import ColumnType
 
 
 def describe_url(url: sa.URL) -> str:
@@ -32,13 +33,17 @@ def create_source_engine(url: str | sa.URL, connect_timeout: int = 10) -> sa.Eng
     """An engine with the settings a reader wants: liveness checks, bounded connects.
 
     On MySQL and MariaDB the session keeps CHAR padding (``PAD_CHAR_TO_FULL_LENGTH``),
-    so raw data looks the same as on the other databases.
+    so raw data looks the same as on the other databases. PostgreSQL sessions print
+    dates as ISO text (``DateStyle``), which the generic path parses.
     """
     url = sa.make_url(url)
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend in ("postgresql", "mysql", "mariadb"):
         connect_args["connect_timeout"] = connect_timeout
+    if backend == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2") \
+            and "options" not in url.query:
+        connect_args["options"] = "-c DateStyle=ISO"
     engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if backend in ("mysql", "mariadb"):
 
@@ -141,21 +146,39 @@ class SQLConnector(RelationalConnector):
         return self._with_connection(names, "listing tables")
 
     def reflect_table(self, name: str, schema: str | None) -> sa.Table:
-        return self._with_connection(
-            lambda conn: sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn),
-            f"reflecting {name!r}",
-        )
+        def reflect(conn: sa.Connection) -> sa.Table:
+            with warnings.catch_warnings():
+                # A type SQLAlchemy does not know is read as text, with a warning of
+                # our own that names the stream (column_kinds).
+                warnings.filterwarnings("ignore", "Did not recognize type",
+                                        category=sa_exc.SAWarning)
+                return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
 
-    def plan_table(self, table: sa.Table, stream: SQLTable,
-                   primary_key: tuple[str, ...]) -> ReadPlan:
-        return plan_for_table(table, primary_key, stream.cursor_field, self.dialect_name,
-                              decimals_as_text=self._native is not None,
-                              declared=stream.schema)
+        return self._with_connection(reflect, f"reflecting {name!r}")
+
+    def column_type_of(self, column: sa.Column) -> ColumnType:
+        """The column's mapping (``connectors.sql._types``), adapted to the read path:
+        the Arrow fast path reads decimals as text (its driver decodes binary NUMERIC
+        slowly); the generic path reads PostgreSQL dates and times as text, because its
+        driver refuses years outside 1-9999 and ``24:00:00``."""
+        kind = _types.column_type(column.type, self.dialect_name)
+        if kind.how != _types.NATIVE:
+            return kind
+        if self._native is not None and pa.types.is_decimal(kind.arrow):
+            return ColumnType(kind.arrow, _types.DECIMAL_TEXT)
+        if (self._native is None and self.dialect_name == "postgresql"
+                and pa.types.is_temporal(kind.arrow) and not pa.types.is_duration(kind.arrow)):
+            return ColumnType(kind.arrow, _types.TEXT_VALUE)
+        return kind
+
+    def plan_table(self, table: sa.Table, primary_key: tuple[str, ...], cursor_field: str | None,
+                   kinds: list[ColumnKind]) -> ReadPlan:
+        return plan_for_table(table, primary_key, cursor_field, kinds)
 
     def fetch(self, stmt: sa.Select, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
         """Run one chunk query and yield its rows as batches of the plan's schema."""
         if self._native is not None and not plan.has_binary_key():
-            yield from self._native.fetch(stmt, plan.schema)
+            yield from self._native.fetch(stmt, plan.schema, plan.primary_key)
             return
         with self.engine.connect() as conn:
             result = conn.execution_options(

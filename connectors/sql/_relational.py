@@ -9,6 +9,7 @@ retries) lives here once.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,13 +18,19 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from .._base import Connector
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, DataContractError
 from .._identity import SourceIdentity
 from .._retry import Retrier, RetryPolicy
 from .._stream import Stream, stream_name_for
+from . import _types
 from ._plan import ReadPlan, plan_for_query, widen
 from ._read import StreamRead
 from ._streams import SQLQuery, SQLTable
+from ._types import ColumnType
+from ._values import UnfitValue
+
+log = logging.getLogger("headwater.connectors.sql")
+ColumnKind = tuple[sa.Column, pa.Field, ColumnType]
 
 
 class RelationalConnector(Connector):
@@ -74,9 +81,13 @@ class RelationalConnector(Connector):
         """The table called exactly ``name``, with its columns and primary key."""
 
     @abc.abstractmethod
-    def plan_table(self, table: sa.Table, stream: SQLTable,
-                   primary_key: tuple[str, ...]) -> ReadPlan:
-        """The read plan for a reflected table."""
+    def column_type_of(self, column: sa.Column) -> ColumnType:
+        """Where a reflected column lands and how it is selected, before overrides."""
+
+    @abc.abstractmethod
+    def plan_table(self, table: sa.Table, primary_key: tuple[str, ...], cursor_field: str | None,
+                   kinds: list[ColumnKind]) -> ReadPlan:
+        """The read plan for a reflected table's ``kinds`` (see :meth:`column_kinds`)."""
 
     @abc.abstractmethod
     def fetch(self, stmt: sa.Select, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
@@ -96,7 +107,10 @@ class RelationalConnector(Connector):
         found = []
         for stream in streams:
             plan = self.plan(stream)
-            found.append(replace(stream, primary_key=plan.primary_key, schema=plan.schema))
+            incremental = stream.incremental and replace(stream.incremental,
+                                                         cursor_field=plan.cursor_field)
+            found.append(replace(stream, primary_key=plan.primary_key, schema=plan.schema,
+                                 incremental=incremental))
         return found
 
     def stream(self, name: str | Stream) -> Stream:
@@ -136,12 +150,15 @@ class RelationalConnector(Connector):
                 plan = self._plan_declared_table(stream)
             else:
                 raise ConfigurationError(
-                    f"stream {stream.name!r}: a {self.kind_label} stream is an SQLTable "
+                    f"{self.where_stream(stream)}: a {self.kind_label} stream is an SQLTable "
                     "or an SQLQuery"
                 )
-            _check_key_columns(stream, plan)
             self._plans[stream.name] = plan
         return self._plans[stream.name]
+
+    def where_stream(self, stream: Stream) -> str:
+        """Names a stream in messages: ``connector 'erp', stream 'orders'``."""
+        return f"connector {self.name!r}, stream {stream.name!r}"
 
     @property
     def kind_label(self) -> str:
@@ -162,46 +179,109 @@ class RelationalConnector(Connector):
             f"tables there: {listing}"
         )
 
+    def resolve_column(self, stream: Stream, name: str, columns: Sequence[str],
+                       what: str) -> str:
+        """The column called ``name``: exactly, or the one column matching it in any case
+        (as table names are matched); otherwise an error listing the columns."""
+        if name in columns:
+            return name
+        folded = [c for c in columns if c.lower() == name.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        why = (f"several columns match it in case: {folded}" if folded else "no such column")
+        raise ConfigurationError(
+            f"{self.where_stream(stream)}: {what} {name!r}: {why}; columns are: {list(columns)}"
+        )
+
     def _plan_declared_table(self, stream: SQLTable) -> ReadPlan:
         schema = stream.db_schema or self.db_schema
         table = self.reflect_table(self.resolve_table_name(stream, schema), schema)
-        if stream.schema is not None:
-            unknown = [n for n in stream.schema.names if n not in table.c]
-            if unknown:
-                raise ConfigurationError(
-                    f"stream {stream.name!r}: declared column(s) {unknown} are not in table "
-                    f"{table.name!r}; its columns are: {[c.name for c in table.columns]}"
-                )
+        names = [c.name for c in table.columns]
         reflected_key = tuple(c.name for c in table.primary_key.columns)
-        primary_key = stream.primary_key or reflected_key
+        primary_key = tuple(self.resolve_column(stream, k, names, "primary-key column")
+                            for k in stream.primary_key) or reflected_key
         if not primary_key:
             raise ConfigurationError(
-                f"stream {stream.name!r}: table {table.name!r} has no primary key; declare "
-                "primary_key (the columns that identify a row)"
+                f"{self.where_stream(stream)}: table {table.name!r} has no primary key; "
+                "declare primary_key (the columns that identify a row)"
             )
-        plan = self.plan_table(table, stream, primary_key)
+        cursor = stream.cursor_field and self.resolve_column(stream, stream.cursor_field, names,
+                                                             "cursor column")
+        kinds = self.column_kinds(table, stream)
+        _check_key_columns(self, stream, [f for _, f, _ in kinds], primary_key, cursor)
+        plan = self.plan_table(table, primary_key, cursor, kinds)
         plan.key_enforced = bool(reflected_key) and set(primary_key) == set(reflected_key)
         return plan
+
+    def column_kinds(self, table: sa.Table, stream: SQLTable) -> list[ColumnKind]:
+        """Each column a table stream reads, with its Arrow field and how it is selected:
+        the stream's declared schema (or every column), with its ``column_types``."""
+        names = [c.name for c in table.columns]
+        overrides = self.column_overrides(stream, names)
+        if stream.schema is not None:
+            declared = {self.resolve_column(stream, f.name, names, "declared column"): f
+                        for f in stream.schema}
+        else:
+            declared = {}
+        wanted = list(declared) if stream.schema is not None else names
+        kinds = []
+        for name in wanted:
+            column = table.c[name]
+            natural = self.column_type_of(column)
+            if name in overrides:
+                kind = overrides[name]
+                arrow_field = pa.field(name, kind.arrow)
+            elif name in declared:
+                kind = ColumnType(declared[name].type, natural.how, natural.guid)
+                arrow_field = declared[name].with_name(name)
+            else:
+                kind, arrow_field = natural, pa.field(name, natural.arrow)
+            if kind.how == _types.UNKNOWN_TEXT:
+                log.warning("%s: column %r of table %r has type %s, which has no exact "
+                            "mapping; it is read as the database's text of each value",
+                            self.where_stream(stream), name, table.name, column.type)
+            kinds.append((column, arrow_field, kind))
+        return kinds
+
+    def column_overrides(self, stream: Stream, names: Sequence[str]) -> dict[str, ColumnType]:
+        """The stream's ``column_types``, by the exact column names of its source."""
+        declared = getattr(stream, "column_types", None) or {}
+        return {
+            self.resolve_column(stream, name, names, "column_types entry"):
+                _types.declared_column_type(value, f"{self.where_stream(stream)}, column "
+                                                   f"{name!r}")
+            for name, value in declared.items()
+        }
 
     def _plan_query(self, stream: SQLQuery) -> ReadPlan:
         probe = sa.text(f"SELECT * FROM ({stream.sql}) hw_probe WHERE 1 = 0")  # noqa: S608 - declared SQL, checked read-only
         names, _ = self.execute(probe, "describing query")
         source = sa.text(stream.sql).columns(*[sa.column(n) for n in names]).subquery("hw_q")
+        overrides = self.column_overrides(stream, names)
         schema = stream.schema
         if schema is None:
             sample = sa.select(*[source.c[n] for n in names]).limit(self.batch_size)
             _, rows = self.execute(sample, "sampling query")
             columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-            schema = pa.schema([
-                widen(pa.field(n, pa.array(list(v)).type))
-                for n, v in zip(names, columns, strict=True)
-            ])
-        return self.plan_query(source, schema, stream)
+            fields = []
+            for name, values in zip(names, columns, strict=True):
+                sampled = pa.field(name, pa.array(list(values)).type)
+                fields.append(widen(sampled))
+                if pa.types.is_decimal(sampled.type) and not pa.types.is_decimal(
+                        fields[-1].type):
+                    overrides.setdefault(name, ColumnType(_types.TEXT, _types.TEXT_RENDERING))
+            schema = pa.schema(fields)
+        schema = pa.schema([pa.field(f.name, overrides[f.name].arrow) if f.name in overrides
+                            else f for f in schema])
+        _check_key_columns(self, stream, list(schema), stream.primary_key, stream.cursor_field)
+        return self.plan_query(source, schema, stream, overrides)
 
-    def plan_query(self, source: sa.FromClause, schema: pa.Schema,
-                   stream: SQLQuery) -> ReadPlan:
-        """The read plan over a query's subquery with declared or sampled types."""
-        return plan_for_query(source, schema, stream.primary_key, stream.cursor_field)
+    def plan_query(self, source: sa.FromClause, schema: pa.Schema, stream: SQLQuery,
+                   overrides: dict[str, ColumnType] | None = None) -> ReadPlan:
+        """The read plan over a query's subquery with declared or sampled types;
+        ``overrides`` are the stream's ``column_types``."""
+        return plan_for_query(source, schema, stream.primary_key, stream.cursor_field,
+                              overrides)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -210,7 +290,30 @@ class RelationalConnector(Connector):
         """Yield the stream from ``state`` on, in keyset chunks, each batch checkpointed."""
         stream = self.stream(stream)
         plan = self.plan(stream)
-        return StreamRead(self, stream, plan, dict(state or {})).batches()
+        return self._naming_where(stream, StreamRead(self, stream, plan,
+                                                     dict(state or {})).batches())
+
+    def _naming_where(self, stream: Stream, batches: Iterator[pa.RecordBatch]
+                      ) -> Iterator[pa.RecordBatch]:
+        """The batches of a read; a data error names connector, stream, column and key."""
+        try:
+            yield from batches
+        except UnfitValue as unfit:
+            row = ("the row with " + ", ".join(f"{k}={v!r}" for k, v in unfit.key.items())
+                   if unfit.key else "a row")
+            raise DataContractError(
+                f"{self.where_stream(stream)}: column {unfit.column!r} of {row} holds a value "
+                f"that does not fit {unfit.arrow_type} ({unfit.reason}); to land it, declare "
+                f"column_types = {{{unfit.column!r}: \"text\"}} on the stream (the database's "
+                "own text of each value) or a type that holds it, or fix the value at the "
+                "source"
+            ) from None
+        except DataContractError as error:
+            if error.message.startswith("connector "):
+                raise
+            where = (f"connector {self.name!r}, " if error.message.startswith("stream ")
+                     else f"{self.where_stream(stream)}: ")
+            raise DataContractError(where + error.message) from error
 
     def latest_cursor(self, stream: str | Stream) -> Any:
         """The largest cursor value the source holds now, ``None`` for a stream without a
@@ -236,11 +339,15 @@ class RelationalConnector(Connector):
         return bool(rows)
 
 
-def _check_key_columns(stream: Stream, plan: ReadPlan) -> None:
-    wanted = [*plan.primary_key, *([plan.cursor_field] if plan.cursor_field else [])]
-    missing = [c for c in wanted if c not in plan.schema.names]
+def _check_key_columns(connector: RelationalConnector, stream: Stream,
+                       fields: Sequence[pa.Field], primary_key: Sequence[str],
+                       cursor: str | None) -> None:
+    """Key and cursor columns must be among the columns read."""
+    names = [f.name for f in fields]
+    wanted = [*primary_key, *([cursor] if cursor else [])]
+    missing = [c for c in wanted if c not in names]
     if missing:
         raise ConfigurationError(
-            f"stream {stream.name!r}: key or cursor column(s) {missing} not found; "
-            f"columns are: {plan.schema.names}"
+            f"{connector.where_stream(stream)}: key or cursor column(s) {missing} not found; "
+            f"columns are: {names}"
         )

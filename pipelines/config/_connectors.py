@@ -207,7 +207,8 @@ def _relational(settings: m.RelationalSettings, name: str) -> dict[str, Any]:
 
     streams = []
     for spec in settings.streams:
-        common = {"primary_key": tuple(spec.primary_key), "incremental": incremental(spec)}
+        common = {"primary_key": tuple(spec.primary_key), "incremental": incremental(spec),
+                  "column_types": dict(spec.column_types)}
         if spec.query is not None:
             streams.append(SQLQuery(name=spec.name, sql=spec.query, **common))
         else:

@@ -123,6 +123,7 @@ class SQLStreamSpec(IncrementalFields):
     table: str | None = None
     db_schema: str | None = Field(None, alias="schema")
     query: str | None = None
+    column_types: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SQLStreamSpec:

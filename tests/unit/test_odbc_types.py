@@ -28,7 +28,7 @@ from connectors.odbc._types import (
     resolve,
     sqlalchemy_type,
 )
-from connectors.sql._types import UNCONSTRAINED_DECIMAL
+from connectors.sql._types import TEXT, TEXT_RENDERING, UNCONSTRAINED_DECIMAL, UNSIGNED
 
 UTC = dt.UTC
 
@@ -47,9 +47,10 @@ def col(sql_type, type_name, size=None, digits=None):
         (col(2, "numeric", 38, 0), "postgresql", ColumnType(pa.decimal128(38, 0))),
         (col(2, "numeric", 10, None), "mysql", ColumnType(pa.decimal128(10, 0))),
         (col(3, "NUMBER", 10, -2), "oracle", ColumnType(pa.decimal128(10, 0))),
-        (col(2, "numeric", 39, 4), "postgresql", ColumnType(pa.decimal256(39, 4))),
-        (col(3, "decimal", 65, 30), "mysql", ColumnType(pa.decimal256(65, 30))),
-        (col(2, "numeric", 1000, 4), "postgresql", ColumnType(pa.decimal256(76, 4))),
+        # Wider than 38 digits (more than DuckDB holds): the database's text.
+        (col(2, "numeric", 39, 4), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (col(3, "decimal", 65, 30), "mysql", ColumnType(TEXT, TEXT_RENDERING)),
+        (col(2, "numeric", 1000, 4), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
         (col(2, "numeric"), "postgresql", ColumnType(UNCONSTRAINED_DECIMAL)),
         (col(3, "DECFLOAT", 0, 0), "ansi", ColumnType(UNCONSTRAINED_DECIMAL)),
         # Money is an exact decimal, however the driver reports it.
@@ -58,8 +59,8 @@ def col(sql_type, type_name, size=None, digits=None):
         (col(3, "MONEY", 19, 4), "mssql", ColumnType(pa.decimal128(19, 4), NATIVE)),
         (col(12, "money"), "sqlite", ColumnType(pa.decimal128(19, 4), DECIMAL_TEXT)),
         (col(12, "smallmoney"), "sqlite", ColumnType(pa.decimal128(10, 4), DECIMAL_TEXT)),
-        (col(8, "money", 15), "postgresql", ColumnType(pa.decimal128(19, 4), NUMERIC_TEXT)),
-        (col(12, "money"), "postgresql", ColumnType(pa.decimal128(19, 4), NUMERIC_TEXT)),
+        (col(8, "money", 15), "postgresql", ColumnType(pa.decimal128(19, 2), NUMERIC_TEXT)),
+        (col(12, "money"), "postgresql", ColumnType(pa.decimal128(19, 2), NUMERIC_TEXT)),
         # GUIDs are canonical text.
         (col(-11, "uniqueidentifier", 36), "mssql", ColumnType(pa.string(), guid=True)),
         # Date and time, microseconds kept.
@@ -100,19 +101,22 @@ def col(sql_type, type_name, size=None, digits=None):
         (col(-98, "BLOB", 1048576), "db2", ColumnType(pa.large_binary())),
         # Integers at their width; unsigned ones one size up.
         (col(-6, "tinyint", 3), "mssql", ColumnType(pa.int16())),
-        (col(-6, "tinyint unsigned", 3), "mysql", ColumnType(pa.int16())),
+        (col(-6, "tinyint unsigned", 3), "mysql", ColumnType(pa.uint8())),
+        (col(-6, "tinyint", 3), "mysql", ColumnType(pa.int8())),
         (col(5, "smallint", 5), "postgresql", ColumnType(pa.int16())),
         (col(5, "smallint unsigned", 5), "mysql", ColumnType(pa.int32())),
         (col(4, "integer", 10), "postgresql", ColumnType(pa.int32())),
         (col(4, "int", 10), "mysql", ColumnType(pa.int32())),
-        (col(4, "int unsigned", 10), "mysql", ColumnType(pa.int64())),
+        (col(4, "int unsigned", 10), "mysql", ColumnType(pa.int64(), TEXT_VALUE)),
         (col(-5, "bigint", 19), "mssql", ColumnType(pa.int64())),
-        (col(-5, "BIGINT UNSIGNED", 20), "mysql", ColumnType(pa.uint64())),
-        # Every SQLite integer is 64-bit.
-        (col(-6, "tinyint"), "sqlite", ColumnType(pa.int64())),
-        (col(5, "smallint"), "sqlite", ColumnType(pa.int64())),
-        (col(4, "integer"), "sqlite", ColumnType(pa.int64())),
-        (col(-5, "bigint"), "sqlite", ColumnType(pa.int64())),
+        (col(-5, "BIGINT UNSIGNED", 20), "mysql",
+         ColumnType(pa.decimal128(20, 0), TEXT_VALUE)),
+        # Every SQLite integer is 64-bit, read as text: pyodbc would cut it to 32 bits,
+        # and the driver turns text stored in an INTEGER column into NULL.
+        (col(-6, "tinyint"), "sqlite", ColumnType(pa.int64(), TEXT_VALUE)),
+        (col(5, "smallint"), "sqlite", ColumnType(pa.int64(), TEXT_VALUE)),
+        (col(4, "integer"), "sqlite", ColumnType(pa.int64(), TEXT_VALUE)),
+        (col(-5, "bigint"), "sqlite", ColumnType(pa.int64(), TEXT_VALUE)),
         # Booleans.
         (col(-7, "bit", 1), "mssql", ColumnType(pa.bool_())),
         (col(-7, "bool", 1), "postgresql", ColumnType(pa.bool_())),
@@ -121,7 +125,7 @@ def col(sql_type, type_name, size=None, digits=None):
         (col(8, "NUMERIC ( 12 , 2 )"), "sqlite",
          ColumnType(pa.decimal128(12, 2), DECIMAL_TEXT)),
         (col(8, "DECIMAL(10)"), "sqlite", ColumnType(pa.decimal128(10, 0), DECIMAL_TEXT)),
-        (col(8, "decimal(50,10)"), "sqlite", ColumnType(pa.decimal256(50, 10), DECIMAL_TEXT)),
+        (col(8, "decimal(50,10)"), "sqlite", ColumnType(TEXT, TEXT_RENDERING)),
         (col(8, "NUMERIC"), "sqlite", ColumnType(UNCONSTRAINED_DECIMAL, DECIMAL_TEXT)),
         # SQLite floats and times are read as their text.
         (col(8, "REAL", 53), "sqlite", ColumnType(pa.float64(), TEXT_VALUE)),
@@ -150,6 +154,59 @@ def test_column_type(column, family, expected):
 def test_unknown_types_fall_back_to_text(column, family):
     assert column_type(column, family) is None
     assert resolve(column, family) == (ColumnType(pa.large_string(), UNKNOWN_TEXT), True)
+
+
+def declared(sql_type, type_name, declaration, size=None, digits=None):
+    return ODBCColumn("c", sql_type, type_name, size, digits, declared=declaration)
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        # psqlODBC reports an unconstrained numeric as numeric(28,6): the declaration wins.
+        (declared(2, "numeric", "numeric", 28, 6), ColumnType(UNCONSTRAINED_DECIMAL)),
+        (declared(2, "numeric", "numeric(28,6)", 28, 6), ColumnType(pa.decimal128(28, 6))),
+        (declared(2, "numeric", "numeric(50,20)", 50, 20), ColumnType(TEXT, TEXT_RENDERING)),
+        (declared(8, "money", "money"), ColumnType(pa.decimal128(19, 2), NUMERIC_TEXT)),
+        # Dates and timestamps as text: ODBC's date struct cuts years and infinity.
+        (declared(91, "date", "date"), ColumnType(pa.date32(), TEXT_VALUE)),
+        (declared(93, "timestamp", "timestamp(3) without time zone"),
+         ColumnType(pa.timestamp("us"), TEXT_VALUE)),
+        (declared(93, "timestamptz", "timestamp with time zone"),
+         ColumnType(pa.timestamp("us", tz="UTC"), TEXT_VALUE)),
+        (declared(92, "time", "time without time zone"), ColumnType(pa.time64("us"),
+                                                                    TEXT_VALUE)),
+        (declared(4, "int4", "integer"), ColumnType(pa.int32())),
+        (declared(12, "varchar", "character varying(10)"), ColumnType(pa.string())),
+        (declared(-11, "uuid", "uuid"), ColumnType(pa.string(), guid=True)),
+        (declared(4, "oid", "oid"), ColumnType(pa.int64(), TEXT_VALUE)),
+        # No exact Arrow type: the database's own text.
+        *[(declared(12, name, name), ColumnType(TEXT, TEXT_RENDERING))
+          for name in ("interval", "integer[]", "text[]", "time with time zone", "json",
+                       "jsonb", "inet", "bit(3)", "int4range", "point", "mood", "xml")],
+    ],
+)
+def test_postgresql_types_follow_the_declaration(column, expected):
+    assert column_type(column, "postgresql") == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        (declared(-6, "TINYINT", "tinyint(1)", 3), ColumnType(pa.bool_(), _types.BOOL_FROM_INT)),
+        (declared(-6, "TINYINT", "tinyint(4)", 3), ColumnType(pa.int8())),
+        (declared(-6, "TINYINT UNSIGNED", "tinyint(3) unsigned", 3), ColumnType(pa.uint8())),
+        (declared(-7, "BIT", "bit(1)", 1), ColumnType(pa.bool_(), UNSIGNED)),
+        (declared(-2, "BIT", "bit(64)", 9), ColumnType(pa.decimal128(20, 0), UNSIGNED)),
+        (declared(-2, "BIT", "bit(8)", 2), ColumnType(pa.int64(), UNSIGNED)),
+        (declared(-4, "UUID", "uuid"), ColumnType(pa.string(), TEXT_RENDERING)),
+        (declared(-4, "INET6", "inet6"), ColumnType(pa.string(), TEXT_RENDERING)),
+        (declared(7, "FLOAT", "float", 7), ColumnType(pa.float32())),
+        (declared(3, "DECIMAL", "decimal(65,30)", 65, 30), ColumnType(TEXT, TEXT_RENDERING)),
+    ],
+)
+def test_mysql_types(column, expected):
+    assert column_type(column, "mysql") == expected
 
 
 def test_timestamptz_by_name_only_on_postgresql():
@@ -261,32 +318,35 @@ def test_output_converters_per_family():
 
 
 @pytest.mark.parametrize(
-    ("arrow_type", "text", "expected"),
+    ("arrow_type", "how", "expected"),
     [
-        (pa.large_string(), False, pa.string()),
-        (pa.large_binary(), False, pa.binary()),
-        (pa.decimal256(50, 4), False, pa.string()),
-        (pa.decimal128(12, 2), True, pa.string()),
-        (pa.float64(), True, pa.string()),
-        (pa.large_string(), True, pa.string()),
-        (pa.timestamp("us", tz="UTC"), False, pa.timestamp("us")),
-        (pa.timestamp("ns", tz="Europe/Paris"), False, pa.timestamp("ns")),
-        (pa.timestamp("ms", tz="+02:00"), False, pa.timestamp("ms")),
-        (pa.timestamp("us"), False, pa.timestamp("us")),
-        (pa.decimal128(12, 2), False, pa.decimal128(12, 2)),
-        (pa.string(), False, pa.string()),
-        (pa.binary(), False, pa.binary()),
-        (pa.int16(), False, pa.int16()),
-        (pa.uint64(), False, pa.string()),
-        (pa.float32(), False, pa.float32()),
-        (pa.bool_(), False, pa.bool_()),
-        (pa.date32(), False, pa.date32()),
-        (pa.time64("us"), False, pa.time64("us")),
+        (pa.large_string(), NATIVE, pa.string()),
+        (pa.large_binary(), NATIVE, pa.binary()),
+        (pa.decimal256(50, 4), NATIVE, pa.string()),
+        (pa.decimal128(12, 2), DECIMAL_TEXT, pa.string()),
+        (pa.float64(), TEXT_VALUE, pa.string()),
+        (pa.large_string(), TEXT_RENDERING, pa.string()),
+        (pa.uint64(), UNSIGNED, pa.string()),
+        (pa.bool_(), _types.BOOL_FROM_INT, pa.int64()),
+        (pa.timestamp("us", tz="UTC"), NATIVE, pa.timestamp("us")),
+        (pa.timestamp("ns", tz="Europe/Paris"), NATIVE, pa.timestamp("ns")),
+        (pa.timestamp("ms", tz="+02:00"), NATIVE, pa.timestamp("ms")),
+        (pa.timestamp("us"), NATIVE, pa.timestamp("us")),
+        (pa.decimal128(12, 2), NATIVE, pa.decimal128(12, 2)),
+        (pa.string(), NATIVE, pa.string()),
+        (pa.binary(), NATIVE, pa.binary()),
+        (pa.int16(), NATIVE, pa.int16()),
+        (pa.uint64(), NATIVE, pa.string()),
+        # MariaDB's driver fills single-precision buffers with zeros for some values.
+        (pa.float32(), NATIVE, pa.float64()),
+        (pa.bool_(), NATIVE, pa.bool_()),
+        (pa.date32(), NATIVE, pa.date32()),
+        (pa.time64("us"), NATIVE, pa.time64("us")),
     ],
 )
-def test_transport_field(arrow_type, text, expected):
+def test_transport_field(arrow_type, how, expected):
     field = pa.field("Order Total", arrow_type, nullable=False, metadata={b"k": b"v"})
-    out = _transport_field(field, text=text)
+    out = _transport_field(field, how)
     assert out.type == expected
     assert out.name == "Order Total"
     assert out.nullable is False

@@ -7,7 +7,25 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, mysql, oracle, postgresql, sqlite
 
-from connectors.sql._types import UNCONSTRAINED_DECIMAL, arrow_type, needs_text_cast
+from connectors import ConfigurationError
+from connectors.sql._types import (
+    DECIMAL_TEXT,
+    FLOAT,
+    NATIVE,
+    NUMERIC_TEXT,
+    TEXT,
+    TEXT_RENDERING,
+    TEXT_VALUE,
+    TIMEDELTA,
+    UNCONSTRAINED_DECIMAL,
+    UNKNOWN_TEXT,
+    UNSIGNED,
+    ColumnType,
+    arrow_type,
+    column_type,
+    declared_column_type,
+    needs_text_cast,
+)
 
 SERVER_DIALECTS = ["postgresql", "mysql", "mssql", "oracle"]
 
@@ -19,12 +37,13 @@ SERVER_DIALECTS = ["postgresql", "mysql", "mssql", "oracle"]
         (postgresql.NUMERIC(12, 2), "postgresql", pa.decimal128(12, 2)),
         (postgresql.NUMERIC(), "postgresql", UNCONSTRAINED_DECIMAL),
         (postgresql.NUMERIC(38, 0), "postgresql", pa.decimal128(38, 0)),
-        (postgresql.NUMERIC(39, 0), "postgresql", pa.decimal256(39, 0)),
-        (postgresql.NUMERIC(50, 4), "postgresql", pa.decimal256(50, 4)),
-        (postgresql.NUMERIC(100, 4), "postgresql", pa.decimal256(76, 4)),
+        # Wider than DuckDB holds: the database's text, every digit kept.
+        (postgresql.NUMERIC(39, 0), "postgresql", TEXT),
+        (postgresql.NUMERIC(50, 4), "postgresql", TEXT),
+        (postgresql.NUMERIC(100, 4), "postgresql", TEXT),
         (sa.Numeric(10), "postgresql", pa.decimal128(10, 0)),
         (sa.DECIMAL(18, 6), "mssql", pa.decimal128(18, 6)),
-        (mysql.DECIMAL(65, 30), "mysql", pa.decimal256(65, 30)),
+        (mysql.DECIMAL(65, 30), "mysql", TEXT),
         (sa.Numeric(12, 2), "sqlite", pa.decimal128(12, 2)),
         # Floats keep their width; SQLite's REAL is 8 bytes.
         (postgresql.DOUBLE_PRECISION(), "postgresql", pa.float64()),
@@ -59,7 +78,7 @@ SERVER_DIALECTS = ["postgresql", "mysql", "mssql", "oracle"]
         (oracle.DATE(), "oracle", pa.timestamp("us")),  # Oracle DATE has a time part
         (sa.Date(), "postgresql", pa.date32()),
         (sa.Time(), "postgresql", pa.time64("us")),
-        (sa.Interval(), "postgresql", pa.duration("us")),
+        (sa.Interval(), "mssql", pa.duration("us")),
         # Booleans and binary.
         (sa.Boolean(), "postgresql", pa.bool_()),
         (mssql.BIT(), "mssql", pa.bool_()),
@@ -80,11 +99,13 @@ SERVER_DIALECTS = ["postgresql", "mysql", "mssql", "oracle"]
         (mysql.TINYINT(unsigned=True), "mysql", pa.uint8()),
         (mysql.TINYINT(4), "mysql", pa.int8()),
         (mysql.INTEGER(unsigned=True), "mysql", pa.int64()),
-        (mysql.BIGINT(unsigned=True), "mysql", pa.uint64()),
+        # Unsigned 64-bit: an exact decimal, which every warehouse holds.
+        (mysql.BIGINT(unsigned=True), "mysql", pa.decimal128(20, 0)),
         (mssql.TINYINT(), "mssql", pa.int32()),  # 0..255 fits
         # Anything else is read as text.
         (mssql.UNIQUEIDENTIFIER(), "mssql", pa.string()),
-        (sa.Enum("a", "b"), "postgresql", pa.string()),
+        (sa.Enum("a", "b"), "mysql", pa.string()),
+        (sa.Enum("a", "b"), "postgresql", TEXT),
     ],
     ids=lambda v: repr(v) if isinstance(v, sa.types.TypeEngine) else None,
 )
@@ -131,13 +152,13 @@ def test_oracle_number_is_a_decimal(sa_type, expected):
     assert arrow_type(sa_type, "oracle") == expected
 
 
-@pytest.mark.parametrize(
-    ("sa_type", "dialect_name"),
-    [(postgresql.INTERVAL(), "postgresql"), (oracle.INTERVAL(), "oracle")],
-    ids=["postgresql.INTERVAL", "oracle.INTERVAL"],
-)
-def test_dialect_interval_is_a_duration(sa_type, dialect_name):
-    assert arrow_type(sa_type, dialect_name) == pa.duration("us")
+def test_oracle_interval_is_a_duration():
+    assert arrow_type(oracle.INTERVAL(), "oracle") == pa.duration("us")
+
+
+def test_postgresql_interval_is_its_text():
+    # '1 mon' is no fixed number of microseconds: a duration would have to guess.
+    assert column_type(postgresql.INTERVAL(), "postgresql") == ColumnType(TEXT, TEXT_RENDERING)
 
 
 def test_mssql_datetimeoffset_is_time_zone_aware():
@@ -167,3 +188,81 @@ def test_mssql_money_is_an_exact_decimal(sa_type, expected):
 )
 def test_mysql_large_text_has_64_bit_offsets(sa_type):
     assert arrow_type(sa_type, "mysql") == pa.large_string()
+
+
+@pytest.mark.parametrize(
+    ("sa_type", "dialect_name", "expected"),
+    [
+        # MySQL's DOUBLE and REAL are read as floats, not the Decimal SQLAlchemy returns.
+        (mysql.DOUBLE(), "mysql", ColumnType(pa.float64(), FLOAT)),
+        (mysql.REAL(), "mysql", ColumnType(pa.float64(), FLOAT)),
+        (mysql.FLOAT(), "mysql", ColumnType(pa.float32(), FLOAT)),
+        (mysql.SMALLINT(unsigned=True), "mysql", ColumnType(pa.int32())),
+        (mysql.YEAR(), "mysql", ColumnType(pa.int16())),
+        (mysql.BIT(1), "mysql", ColumnType(pa.bool_(), UNSIGNED)),
+        (mysql.BIT(8), "mysql", ColumnType(pa.int64(), UNSIGNED)),
+        (mysql.BIT(64), "mysql", ColumnType(pa.decimal128(20, 0), UNSIGNED)),
+        (mysql.TIME(fsp=6), "mysql", ColumnType(pa.time64("us"), TIMEDELTA)),
+        (mysql.SET("a", "b"), "mysql", ColumnType(TEXT, TEXT_RENDERING)),
+        (mysql.JSON(), "mysql", ColumnType(TEXT, TEXT_RENDERING)),
+        (postgresql.MONEY(), "postgresql", ColumnType(pa.decimal128(19, 2), NUMERIC_TEXT)),
+        (postgresql.TIME(timezone=True), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (postgresql.UUID(), "postgresql", ColumnType(pa.string(), TEXT_RENDERING)),
+        (postgresql.ARRAY(sa.Integer), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (postgresql.JSONB(), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (postgresql.INET(), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (postgresql.INT4RANGE(), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (sa.types.NullType(), "postgresql", ColumnType(TEXT, TEXT_RENDERING)),
+        (sa.Numeric(12, 2), "sqlite", ColumnType(pa.decimal128(12, 2), DECIMAL_TEXT)),
+        (sa.Numeric(12, 2), "postgresql", ColumnType(pa.decimal128(12, 2), NATIVE)),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, sa.types.TypeEngine) else None,
+)
+def test_column_type_says_how_a_column_is_selected(sa_type, dialect_name, expected):
+    assert column_type(sa_type, dialect_name) == expected
+
+
+def test_a_type_sqlalchemy_cannot_name_is_read_as_text():
+    class Opaque(sa.types.UserDefinedType):
+        cache_ok = True
+
+        def get_col_spec(self):
+            return "OPAQUE"
+
+    assert column_type(Opaque(), "postgresql") == ColumnType(TEXT, UNKNOWN_TEXT)
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ("text", ColumnType(TEXT, TEXT_RENDERING)),
+        ("TEXT", ColumnType(TEXT, TEXT_RENDERING)),
+        ("decimal(38,30)", ColumnType(pa.decimal128(38, 30), DECIMAL_TEXT)),
+        ("numeric( 12 , 2 )", ColumnType(pa.decimal128(12, 2), DECIMAL_TEXT)),
+        ("decimal(10)", ColumnType(pa.decimal128(10, 0), DECIMAL_TEXT)),
+        ("int8", ColumnType(pa.int8())),
+        ("float64", ColumnType(pa.float64(), FLOAT)),
+        ("timestamptz", ColumnType(pa.timestamp("us", tz="UTC"), TEXT_VALUE)),
+        (pa.int64(), ColumnType(pa.int64())),
+        (pa.string(), ColumnType(pa.string(), TEXT_RENDERING)),
+        (pa.decimal128(20, 4), ColumnType(pa.decimal128(20, 4), DECIMAL_TEXT)),
+    ],
+)
+def test_declared_column_types(declared, expected):
+    assert declared_column_type(declared, "stream 's'") == expected
+
+
+@pytest.mark.parametrize(
+    ("declared", "says"),
+    [
+        ("decimal(65,30)", "at most 38 digits"),
+        (pa.decimal256(50, 2), "at most 38 digits"),
+        ("decimal(5,6)", "decimal(5,6)"),
+        ("varchar", "unknown column type 'varchar'"),
+        ("decimal", "unknown column type"),
+    ],
+)
+def test_a_declared_type_that_cannot_land_everywhere_is_refused(declared, says):
+    with pytest.raises(ConfigurationError) as failure:
+        declared_column_type(declared, "connector 'c', stream 's', column 'v'")
+    assert says in str(failure.value) and "column 'v'" in str(failure.value)
