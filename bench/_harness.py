@@ -65,8 +65,9 @@ def time_process(command: list[str], *, env: dict[str, str] | None = None,
     """Wall-clock seconds and peak RSS of one whole command, start-up included.
 
     The peak is the ``ru_maxrss`` that ``wait4`` reports for the child: the largest of the
-    process and the children it waited for. Returns ``seconds``, ``peak_rss_mb`` and the
-    command's ``stdout``; fails loudly with its output if it exits non-zero.
+    process and the children it waited for. Returns ``seconds``, ``peak_rss_mb``,
+    ``cpu_s`` (user + system, children included) and the command's ``stdout``; fails
+    loudly with its output if it exits non-zero.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -87,7 +88,8 @@ def time_process(command: list[str], *, env: dict[str, str] | None = None,
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}):\n"
                              f"{err.read().decode(errors='replace')[-3000:]}{stdout[-1000:]}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": stdout}
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "stdout": stdout}
 
 
 @dataclass(frozen=True)

@@ -254,22 +254,29 @@ class WholeProcesses:
         return path
 
     def config(self, size: Size) -> Path:
-        """``headwater.toml`` landing ``hw_bench.<table>`` as stream ``bench.t``."""
-        path = self.workdir / f"headwater_{size.table}.toml"
-        path.write_text(f"""\
+        """``headwater.toml`` landing ``hw_bench.<table>`` into the ``cli`` DuckDB file."""
+        return write_config(self.workdir / f"headwater_{size.table}.toml", size,
+                            self.warehouse("cli"))
+
+
+def write_config(path: Path, size: Size, warehouse: Path, **options: int) -> Path:
+    """A config file landing ``hw_bench.<table>`` as stream ``bench.t`` into ``warehouse``;
+    ``options`` are further keys of the connector (``chunk_size = ...``)."""
+    extra = "".join(f"{key} = {value}\n" for key, value in options.items())
+    path.write_text(f"""\
 [warehouse]
-url = "duckdb:///{self.warehouse('cli')}"
+url = "duckdb:///{warehouse}"
 
 [connectors.bench]
 kind = "sql"
 url = "{SA_URL}"
 schema = "{SCHEMA}"
-
+{extra}
 [[connectors.bench.streams]]
 name = "t"
 table = "{size.table}"
 """, encoding="utf-8")
-        return path
+    return path
 
 
 def time_cli(size: Size, whole: WholeProcesses) -> dict:
