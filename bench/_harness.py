@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +58,38 @@ def time_command(command: list[str], *, stdout: int | None = None) -> float:
     subprocess.run(command, check=True, stdout=stdout if stdout is not None else subprocess.PIPE,
                    stderr=subprocess.PIPE, timeout=CHILD_TIMEOUT_S)
     return time.perf_counter() - started
+
+
+def time_process(command: list[str], *, env: dict[str, str] | None = None,
+                 cwd: str | os.PathLike[str] | None = None) -> dict:
+    """Wall-clock seconds and peak RSS of one whole command, start-up included.
+
+    The peak is the ``ru_maxrss`` that ``wait4`` reports for the child: the largest of the
+    process and the children it waited for. Returns ``seconds``, ``peak_rss_mb``,
+    ``cpu_s`` (user + system, children included) and the command's ``stdout``; fails
+    loudly with its output if it exits non-zero.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=cwd)
+        # wait4 reaps the child itself (Popen.wait would discard its rusage), so the
+        # timeout is a timer that kills it.
+        killer = threading.Timer(CHILD_TIMEOUT_S, process.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            killer.cancel()
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}):\n"
+                             f"{err.read().decode(errors='replace')[-3000:]}{stdout[-1000:]}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "stdout": stdout}
 
 
 @dataclass(frozen=True)
