@@ -13,6 +13,18 @@ subclass)::
     defs = build_definitions("headwater.toml")
 """
 
-from dagster_project import build_definitions
+import gc
 
-defs = build_definitions()
+# Loading makes ~100,000 long-lived objects (Dagster, the definitions); collecting them
+# over and over while they load doubles the load time of every Dagster process
+# (bench/RESULTS.md). Keep the collector off while loading, then freeze what was made.
+_collecting = gc.isenabled()
+gc.disable()
+try:
+    from dagster_project import build_definitions
+
+    defs = build_definitions()
+finally:
+    gc.freeze()
+    if _collecting:
+        gc.enable()

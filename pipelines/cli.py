@@ -8,6 +8,7 @@ that fails and lists the failures at the end.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -117,7 +118,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     run_id = new_run_id()
     progress = Progress(sys.stderr)
-    total, streams_run = 0, 0
+    total, reread, streams_run = 0, 0, 0
     failures = Failures()
     with open_warehouse(config.warehouse_url) as warehouse:
         print(f"run {run_id} into {warehouse.url}", flush=True)
@@ -134,21 +135,27 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
                         except HeadwaterError as exc:
                             failures.add(f"{name}.{stream}", exc)
                             continue
-                        total += result.rows
+                        total += result.new_rows
+                        reread += result.reread or 0
                         print(_summary(result, warehouse), flush=True)
             except HeadwaterError as exc:
                 streams_run += 1
                 failures.add(name, exc)
-    print(f"done: {total:,} rows landed")
+    margin = f" ({reread:,} re-read within the lag margin)" if reread else ""
+    print(f"done: {total:,} rows landed{margin}")
     return failures.status(streams_run, "streams")
 
 
 def _summary(result: StreamResult, warehouse: Warehouse) -> str:
-    if not result.rows:
-        return f"{result.key}: no new rows ({result.seconds:.1f}s)"
+    reread = (f"{result.reread:,} re-read behind the saved cursor, the lag margin; "
+              if result.reread else "")
+    if not result.new_rows:
+        detail = f"{reread}{result.seconds:.1f}s".replace("; ", ", ")
+        return f"{result.key}: no new rows ({detail})"
     rate = result.rows / max(result.seconds, 1e-9)
-    return (f"{result.key}: {result.rows:,} rows -> {result.table} in {result.seconds:.1f}s "
-            f"({rate:,.0f} rows/s; {warehouse.row_count(result.table):,} rows in the table)")
+    return (f"{result.key}: {result.new_rows:,} rows -> {result.table} in "
+            f"{result.seconds:.1f}s ({reread}{rate:,.0f} rows/s; "
+            f"{warehouse.row_count(result.table):,} rows in the table)")
 
 
 def cmd_state(config: Config, args: argparse.Namespace) -> int:
@@ -410,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
         if args.fn in _HOLD_NO_DATA_FRAMES:
             skip_pandas_probe()
+        _settle_garbage_collector()
         return args.fn(config, args)
     except HeadwaterError as exc:
         print(f"headwater: error: {describe_error(exc)}", file=sys.stderr)
@@ -430,5 +438,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 _HOLD_NO_DATA_FRAMES: tuple[Callable[..., int], ...] = (cmd_check, cmd_discover, cmd_run,
                                                          cmd_state)
 
+def console() -> None:
+    """The ``headwater`` command: :func:`main`, with the garbage collector kept off the
+    objects start-up creates. Imports make about 90,000 long-lived objects; collecting
+    them again and again while they load, and once more at exit, costs about 0.3 s of
+    every command (bench/RESULTS.md). The collector is off until the configuration is
+    loaded, then runs as usual for the command itself."""
+    gc.disable()
+    status = main()
+    gc.freeze()  # nothing left to collect that matters: skip the passes at exit
+    sys.exit(status)
+
+
+def _settle_garbage_collector() -> None:
+    """Freeze what start-up made and turn the collector back on (after :func:`console`
+    turned it off)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

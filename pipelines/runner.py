@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors import ConfigurationError, Connector, Stream, checkpoint_of
 
@@ -51,10 +52,18 @@ class StreamResult:
     commits: int = 0
     seconds: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
+    # Rows whose cursor is not past the saved one: re-read within the lag (late commits
+    # land this way), merged by key without duplicating; None when it cannot be told.
+    reread: int | None = None
 
     @property
     def key(self) -> str:
         return f"{self.connector}.{self.stream}"
+
+    @property
+    def new_rows(self) -> int:
+        """Rows past the saved cursor (every row, for a first or full read)."""
+        return self.rows - (self.reread or 0)
 
 
 def state_key(connector: str, stream: str) -> str:
@@ -193,6 +202,7 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
 
     pending_rows = 0
     checkpoint: dict[str, Any] | None = None
+    behind = _RereadCounter(declared, state)
     for batch in prefetched(connector.read(declared, state), prefetch):
         carried = checkpoint_of(batch)
         checkpoint = carried if carried is not None else checkpoint
@@ -200,6 +210,7 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
         if batch.num_rows:
             waiting.append(batch)
             pending_rows += batch.num_rows
+            behind.count(batch)
         due = pending_rows >= every.rows or (
             pending_rows and time.monotonic() - last_commit >= every.seconds)
         if due or (carried is not None and not batch.num_rows):
@@ -209,7 +220,32 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     if waiting:
         commit(checkpoint)
     result.seconds = time.monotonic() - started
+    result.reread = behind.rows
     return result
+
+
+class _RereadCounter:
+    """Counts the rows of an incremental read that are not past the saved cursor: the
+    margin the lag re-reads. ``rows`` is None when the read did not start from a saved
+    cursor or the comparison cannot be made."""
+
+    def __init__(self, stream: Stream, state: dict[str, Any] | None) -> None:
+        saved = (state or {}).get("cursor")
+        self.field = stream.cursor_field if saved is not None else None
+        self.saved = saved
+        self.rows: int | None = 0 if self.field else None
+
+    def count(self, batch: pa.RecordBatch) -> None:
+        if self.rows is None or self.field not in batch.schema.names:
+            self.rows = None
+            return
+        column = batch.column(self.field)
+        try:
+            past = pc.greater(column, pa.scalar(self.saved, type=column.type))
+            self.rows += batch.num_rows - pc.sum(past.fill_null(True)).as_py()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError,
+                TypeError, ValueError):
+            self.rows = None
 
 
 def windowed(stream: Stream, window: tuple[Any, Any]) -> Stream:
