@@ -111,6 +111,17 @@ class Connector(abc.ABC):
         return SourceIdentity(self.name, self.kind, str(getattr(self, "where", "")),
                               declared.name)
 
+    def source_columns(self, stream: str | Stream) -> list[tuple[str, str]]:
+        """``(column, type)`` of what ``stream`` reads, with types as the source names
+        them, for catalogs. The base gives the Arrow types of the stream's declared or
+        discovered schema; kind bases override it with the source's own names.
+        """
+        declared = self.stream(stream)
+        schema = declared.schema
+        if schema is None:
+            schema = next((s.schema for s in self.discover() if s.name == declared.name), None)
+        return [(f.name, str(f.type)) for f in schema or []]
+
     def open(self) -> None:
         """Acquire what reads need before the first one. ``with connector:`` calls it.
 

@@ -143,6 +143,15 @@ class PagedConnector(Connector):
         for stream in self.streams:
             self._first_records(stream)
 
+    def source_columns(self, stream: str | Stream) -> list[tuple[str, str]]:
+        """The fields of the records, with JSON's type names (what the source speaks),
+        from the declared schema or the one inferred when the stream was read."""
+        declared = self.stream(stream)
+        schema = declared.schema or self._schemas.get(declared.name)
+        if schema is None:
+            return super().source_columns(stream)
+        return [(f.name, _json_type(f.type)) for f in schema]
+
     def discover(self) -> list[Stream]:
         """The declared streams with their schemas (declared, or inferred from page one)."""
         return [stream.with_schema(self.schema_for(stream)) for stream in self.streams]
@@ -285,3 +294,20 @@ def _widen(field: pa.Field) -> pa.Field:
     if pa.types.is_timestamp(field.type) and field.type.tz is not None:
         return field.with_type(pa.timestamp("us", tz="UTC"))  # offsets vary per value
     return field
+
+
+def _json_type(arrow: pa.DataType) -> str:
+    """The JSON type an Arrow type was read from."""
+    if pa.types.is_boolean(arrow):
+        return "boolean"
+    if pa.types.is_integer(arrow):
+        return "integer"
+    if pa.types.is_floating(arrow) or pa.types.is_decimal(arrow):
+        return "number"
+    if pa.types.is_timestamp(arrow) or pa.types.is_date(arrow):
+        return "string (date-time)"
+    if pa.types.is_list(arrow) or pa.types.is_large_list(arrow):
+        return "array"
+    if pa.types.is_struct(arrow):
+        return "object"
+    return "string"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -11,6 +12,18 @@ from typing import TypeVar
 from ._errors import RetriableSourceError
 
 T = TypeVar("T")
+
+# Every retry of a source call is told here, at WARNING: a run that survived transient
+# faults says so (the CLI prints it; the Dagster assets turn it into events and metadata).
+RETRY_LOG = logging.getLogger("headwater.retries")
+
+
+def report_retry(what: str, attempt: int, error: RetriableSourceError, delay: float) -> None:
+    """Log one retry: what failed, which attempt, why, and the wait before the next."""
+    RETRY_LOG.warning("%s: attempt %d failed (%s); retrying in %.1f s", what, attempt,
+                      error.message, delay, extra={"headwater_retry": {
+                          "what": what, "attempt": attempt, "error": error.message,
+                          "delay": round(delay, 3)}})
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,7 @@ class Retrier:
                 retry_after=exc.retry_after,
             ) from exc
         seconds = self.policy.delay(attempt, exc.retry_after, self.rng)
+        report_retry(what, attempt, exc, seconds)
         if self.on_retry is not None:
             self.on_retry(attempt, exc, seconds)
         self.sleep(seconds)

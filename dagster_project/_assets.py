@@ -27,6 +27,7 @@ from dagster import (
     AutomationCondition,
     Backoff,
     DailyPartitionsDefinition,
+    DataVersion,
     Failure,
     FreshnessPolicy,
     Jitter,
@@ -74,13 +75,20 @@ from ._metadata import (
     phase_seconds,
     reasons_table,
 )
+from ._observe import raw_lineage, retries_seen, source_observation
 from ._resources import HeadwaterResource
 from ._translator import HeadwaterTranslator, code_version
 
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
                            jitter=Jitter.PLUS_MINUS)
 FATAL = (AuthenticationError, ConfigurationError, DataContractError, NormalizationError)
-EAGER = AutomationCondition.eager()
+# Eager, but an upstream counts as updated only when its data version changed: a tick
+# that lands no new rows re-runs nothing downstream (see _data_version).
+EAGER = AutomationCondition.eager().replace(
+    "any_deps_updated",
+    AutomationCondition.any_deps_match(
+        AutomationCondition.data_version_changed() | AutomationCondition.will_be_requested()
+    ).with_label("any_deps_data_changed"))
 
 
 @contextlib.contextmanager
@@ -139,30 +147,49 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
         description=f"{name}.{stream} landed in {table} from {identity.label()}",
         metadata={"table": table}, freshness_policy=None if partitions else freshness(config),
     )
-    def _raw(context: AssetExecutionContext, headwater: HeadwaterResource) -> MaterializeResult:
+    def _raw(context: AssetExecutionContext, headwater: HeadwaterResource
+             ) -> Iterator[Any]:
         window = _window(context, naive) if partitions else None
-        with failing_fast(), headwater.connector(name) as source, \
-                headwater.warehouse() as store:
+        with failing_fast(), retries_seen(context) as retries, \
+                headwater.connector(name) as source, headwater.warehouse() as store:
             result = run_stream(source, stream, store, run_id=context.run.run_id,
                                 window=window)
             landed = table in store.tables()  # not yet, when no window had rows so far
             rows = store.row_count(table) if landed else 0
             empty = f"SELECT * FROM {quote(table)} LIMIT 0"  # noqa: S608
             schema = store.query(empty).schema if landed else None
-        return MaterializeResult(metadata={
+            seen = source.source_columns(stream)
+        version = _data_version(rows, result, declared.incremental is not None,
+                                context.run.run_id)
+        yield source_observation(identity, seen, translator)
+        yield MaterializeResult(data_version=DataVersion(version), metadata={
             "dagster/row_count": rows,
-            **({"dagster/column_schema": arrow_column_schema(schema)} if schema else {}),
+            **({"dagster/column_schema": arrow_column_schema(schema),
+                **raw_lineage(schema, identity, translator)} if schema else {}),
             "rows read": result.rows,
-            "rows merged": result.rows,
+            "rows new": result.new_rows,
+            "rows re-read (lag margin)": result.reread or 0,
             "batches": result.batches,
             "commits": result.commits,
             "retry count": context.retry_number,
+            **retries.metadata(),
             **phase_seconds({"read and merge": result.seconds}),
             "state": MetadataValue.json(json.loads(dumps_state(result.state))),
             "table": table,
         })
 
     return _raw
+
+
+def _data_version(rows: int, result: Any, incremental: bool, run_id: str) -> str:
+    """The raw table's data version, which changes exactly when rows may have changed.
+    An incremental stream's table is described by its row count and saved cursor: a run
+    that lands nothing new (rows re-read within the lag margin included) keeps the
+    version of the run before, so nothing downstream runs again for it. A full-refresh
+    stream re-reads every row, so each run is a new version."""
+    if not incremental:
+        return code_version(result.table, run_id)
+    return code_version(result.table, rows, dumps_state(result.state))
 
 
 DEFAULT_FRESHNESS_HOURS = 24

@@ -41,10 +41,11 @@ def _unpartitioned(config: ConnectorConfig, streams: Sequence[Stream],
 
 
 def schedules(connectors: Mapping[str, tuple[ConnectorConfig, Sequence[Stream]]],
-              translator: HeadwaterTranslator) -> list[ScheduleDefinition]:
+              translator: HeadwaterTranslator, running: bool = False
+              ) -> list[ScheduleDefinition]:
     """A schedule for each source with ``schedule = "<cron>"``, over its streams that are
-    not partitioned; the time zone is explicit (``timezone``, default UTC) and the
-    schedule is on from the start."""
+    not partitioned; the time zone is explicit (``timezone``, default UTC). Schedules
+    start stopped, as Dagster's do, unless ``running`` (``[dagster] start_automation``)."""
     found = []
     for name, (config, streams) in connectors.items():
         settings = config.settings
@@ -59,15 +60,16 @@ def schedules(connectors: Mapping[str, tuple[ConnectorConfig, Sequence[Stream]]]
         found.append(ScheduleDefinition(
             name=f"{name}_schedule", cron_schedule=settings.schedule, job=job,
             execution_timezone=settings.timezone,
-            default_status=DefaultScheduleStatus.RUNNING,
+            default_status=DefaultScheduleStatus.RUNNING if running
+            else DefaultScheduleStatus.STOPPED,
             description=f"{name} on {settings.schedule} ({settings.timezone})",
         ))
     return found
 
 
 def new_data_sensors(connectors: Mapping[str, tuple[ConnectorConfig, Sequence[Stream]]],
-                     config_path: str | None, translator: HeadwaterTranslator
-                     ) -> list[SensorDefinition]:
+                     config_path: str | None, translator: HeadwaterTranslator,
+                     running: bool = False) -> list[SensorDefinition]:
     """For each source with ``sensor = true``: poll the newest cursor of its streams and
     land the streams whose cursor moved since the last evaluation."""
     found = []
@@ -79,14 +81,15 @@ def new_data_sensors(connectors: Mapping[str, tuple[ConnectorConfig, Sequence[St
         if not watched:
             raise HeadwaterError(f"connectors.{name}.sensor: the connector has no "
                                  "unpartitioned stream with a cursor to watch")
-        found.append(_new_data_sensor(name, watched, config_path, translator))
+        found.append(_new_data_sensor(name, watched, config_path, translator, running))
     return found
 
 
 def _new_data_sensor(name: str, streams: list[str], config_path: str | None,
-                     translator: HeadwaterTranslator) -> SensorDefinition:
+                     translator: HeadwaterTranslator, running: bool) -> SensorDefinition:
     @sensor(name=f"{name}_new_data", minimum_interval_seconds=60,
-            default_status=DefaultSensorStatus.RUNNING,
+            default_status=DefaultSensorStatus.RUNNING if running
+            else DefaultSensorStatus.STOPPED,
             target=AssetSelection.assets(*[translator.raw_key(name, s) for s in streams]),
             description=f"lands {name} streams when their newest cursor moves")
     def _sense(context: SensorEvaluationContext) -> SensorResult | SkipReason:
@@ -128,8 +131,10 @@ def _text(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
 
 
-def automation_sensor() -> AutomationConditionSensorDefinition:
-    """Runs clean, context and model assets after their upstream changes; on by default."""
+def automation_sensor(running: bool = False) -> AutomationConditionSensorDefinition:
+    """Runs clean, context and model assets after their upstream data changes; stopped
+    until turned on, unless ``running``."""
     return AutomationConditionSensorDefinition(
         "headwater_automation", target=AssetSelection.all(),
-        default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
+        default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=30)

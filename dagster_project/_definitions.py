@@ -75,10 +75,12 @@ def build_definitions(config: Config | str | Path | None = None, *,
 
     config_path = None if config.origin == EMBEDDED_ORIGIN else str(Path(config.origin).resolve())
     by_name = {name: (c, streams) for name, (c, _, streams) in connectors.items()}
+    running = config.dagster.start_automation
     return Definitions(
         assets=[*sources, *raw, *cleaning, *contexts, *steps],
-        schedules=schedules(by_name, translator),
-        sensors=[*new_data_sensors(by_name, config_path, translator), automation_sensor()],
+        schedules=schedules(by_name, translator, running),
+        sensors=[*new_data_sensors(by_name, config_path, translator, running),
+                 automation_sensor(running)],
         resources={"headwater": HeadwaterResource(
             config_path=_env("HEADWATER_CONFIG") if from_env else config_path,
             warehouse_url=_env("HEADWATER_WAREHOUSE_URL"),

@@ -29,10 +29,11 @@ from pipelines.openlineage import OpenLineageEmitter, run_event
 from ._translator import HeadwaterTranslator
 
 LINEAGE_TABLE = "column lineage"
-_LINEAGE_SCHEMA = TableSchema(columns=[
-    TableColumn("column", "string", description="clean column"),
+# Short columns first, so the long list of sources is the one that wraps on a laptop.
+LINEAGE_SCHEMA = TableSchema(columns=[
+    TableColumn("column", "string", description="this asset's column"),
+    TableColumn("transform", "string", description="how it is made from its sources"),
     TableColumn("from", "string", description="source asset.column"),
-    TableColumn("transform", "string"),
 ])
 
 
@@ -71,9 +72,9 @@ def lineage_table(lineage: Iterable[ColumnLineage], translator: HeadwaterTransla
         transform = item.transform
         if item.derived_from:
             transform += f" (derived from {', '.join(item.derived_from)})"
-        records.append(TableRecord({"column": item.column, "from": sources,
-                                    "transform": transform}))
-    return MetadataValue.table(records, schema=_LINEAGE_SCHEMA)
+        records.append(TableRecord({"column": item.column, "transform": transform,
+                                    "from": sources}))
+    return MetadataValue.table(records, schema=LINEAGE_SCHEMA)
 
 
 def reasons_table(result: NormalizeResult) -> MetadataValue:

@@ -116,3 +116,46 @@ def test_a_source_the_sensor_cannot_read_skips_the_tick_with_the_reason(tmp_path
         tick = sensor.evaluate_tick(build_sensor_context(instance=instance))
     assert tick.run_requests == []
     assert "erp cannot be read now" in tick.skip_message
+
+
+def evaluate(defs, instance, cursor=None):
+    """One tick of declarative automation (its evaluator calls a beta Dagster API inside)."""
+    import warnings
+
+    from dagster import evaluate_automation_conditions
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*include_sources.*is currently in beta")
+        return evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+
+
+@pytest.mark.slow
+def test_a_tick_without_new_rows_runs_nothing_downstream_and_new_rows_run_their_chain(
+        tmp_path) -> None:
+    config = demo_config(tmp_path, replace={"orders = 2000": "orders = 300"})
+    defs = build_definitions(config)
+    graph = defs.resolve_asset_graph()
+    everything = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    orders = AssetKey(["raw", "erp", "orders"])
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize(defs.assets, instance=instance, resources=defs.resources,
+                           selection=everything).success
+        settled = evaluate(defs, instance)
+
+        assert materialize(defs.assets, instance=instance, resources=defs.resources,
+                           selection=[orders]).success  # nothing new at the source
+        quiet = evaluate(defs, instance, settled.cursor)
+        assert quiet.total_requested == 0, [
+            r.key.to_user_string() for r in quiet.results if r.true_subset.size]
+
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'erp.sqlite'}")
+        touch_erp(engine, changed=5, added=3)
+        engine.dispose()
+        assert materialize(defs.assets, instance=instance, resources=defs.resources,
+                           selection=[orders]).success
+        busy = evaluate(defs, instance, quiet.cursor)
+        requested = {r.key.to_user_string() for r in busy.results if r.true_subset.size}
+        assert requested == {"clean/order", "quarantine/order"} | (
+            requested & {"clean/party_xref", "context/account", "model/account_health",
+                         "model_errors/account_health"})
+        assert "clean/order" in requested and "clean/customer" not in requested

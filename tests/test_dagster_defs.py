@@ -190,3 +190,28 @@ def test_asset_keys_follow_the_warehouse_table_layers() -> None:
     assert key("clean_party_xref") == AssetKey(["clean", "party_xref"])
     assert key("ref_fx_rates") == AssetKey(["reference", "fx_rates"])
     assert key("model_errors_health") == AssetKey(["model_errors", "health"])
+
+
+def test_a_configuration_of_your_own_starts_with_its_automation_stopped(tmp_path) -> None:
+    config = tmp_path / "headwater.toml"
+    config.write_text(f"""
+[warehouse]
+url = "duckdb:///{tmp_path.as_posix()}/wh.duckdb"
+[connectors.shop]
+url = "sqlite:///{tmp_path.as_posix()}/shop.sqlite"
+schedule = "0 6 * * *"
+sensor = true
+[[connectors.shop.streams]]
+table = "sales"
+cursor = "changed"
+""", "utf-8")
+    defs = build_definitions(config)
+    assert [(s.name, s.default_status) for s in defs.schedules] == [
+        ("shop_schedule", DefaultScheduleStatus.STOPPED)]
+    assert {s.name: s.default_status for s in defs.sensors} == {
+        "shop_new_data": DefaultSensorStatus.STOPPED,
+        "headwater_automation": DefaultSensorStatus.STOPPED}
+    started = config.read_text("utf-8") + "[dagster]\nstart_automation = true\n"
+    config.write_text(started, "utf-8")
+    assert {s.default_status for s in build_definitions(config).sensors} == {
+        DefaultSensorStatus.RUNNING}

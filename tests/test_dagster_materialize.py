@@ -248,3 +248,26 @@ def test_a_model_step_past_its_fallback_share_fails_its_blocking_check(tmp_path)
         assert check.passed and check.metadata["fallback share"].value == 0.0
         with DuckDBWarehouse(tmp_path / "models.duckdb") as warehouse:
             assert warehouse.row_count("model_health") == 20
+
+
+def test_a_transient_source_fault_survived_inside_a_step_shows_in_the_run(tmp_path,
+                                                                        monkeypatch,
+                                                                        crm) -> None:
+    from dagster import DagsterInstance
+
+    defs = crm_definitions(tmp_path, monkeypatch, crm, crm.client_secret)
+    crm.faults.unavailable(count=1, path="/api/tickets")  # one 503: the connector retries
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(defs.assets, resources=defs.resources, selection=[TICKETS],
+                             instance=instance)
+        assert result.success
+        assert events(result, "STEP_UP_FOR_RETRY") == [], "survived inside the step"
+        logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+        run = instance.get_run_by_id(result.run_id)
+
+    assert any("source retry: " in m and "503" in m for m in logged), logged
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["source retries"].value == 1
+    assert "503" in metadata["last transient error"].value
+    assert run.tags["headwater/retried"] == "1"  # the runs list shows it

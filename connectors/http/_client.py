@@ -28,7 +28,7 @@ import urllib3
 
 from .._errors import AuthenticationError, ConfigurationError, RetriableSourceError
 from .._redaction import RedactingFilter, redact
-from .._retry import Retrier, RetryPolicy
+from .._retry import Retrier, RetryPolicy, report_retry
 from ._auth import Auth
 from ._deadline import DEFAULT_MAX_RESPONSE_BYTES, Deadline, WatchedAdapter, armed, read_body
 from ._ratelimit import RateLimit
@@ -235,8 +235,7 @@ class HTTPClient:
                 retry_after=error.retry_after,
             ) from error
         self.stats["retries"] += 1
-        log.info("%s: attempt %d failed (%s); retrying in %.1f s", what, attempt,
-                 error.message, delay)
+        report_retry(what, attempt, error, delay)
         if self.retrier.on_retry is not None:
             self.retrier.on_retry(attempt, error, delay)
         self.retrier.sleep(delay)

@@ -135,6 +135,20 @@ class RelationalConnector(Connector):
             return SourceIdentity(self.name, self.technology, self.where, table, "table")
         return SourceIdentity(self.name, self.technology, self.where, declared.name, "query")
 
+    def source_columns(self, stream: str | Stream) -> list[tuple[str, str]]:
+        """The columns read, with the database's own type names (``NUMERIC(12, 2)``)."""
+        plan = self.plan(self.stream(stream))
+        engine = getattr(self, "engine", None)
+        dialect = engine.dialect if engine is not None else getattr(self, "dialect", None)
+        columns = []
+        for column in plan.source.columns:
+            try:
+                name = column.type.compile(dialect=dialect)
+            except Exception:  # a type the dialect cannot render: its generic name
+                name = type(column.type).__name__.upper()
+            columns.append((column.name, name))
+        return columns
+
     def primary_key(self, stream: str | Stream) -> tuple[str, ...]:
         """The declared key, or the table's own primary key."""
         return self.plan(self.stream(stream)).primary_key

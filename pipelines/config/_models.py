@@ -427,10 +427,18 @@ class ModelDeclaration(Strict):
         return self
 
 
+class DagsterSpec(Strict):
+    """``[dagster]``: how the code location behaves. Schedules and sensors start stopped,
+    as Dagster's do (turn them on in the UI), unless ``start_automation = true``."""
+
+    start_automation: bool = False
+
+
 class ConfigFile(Strict):
     """The whole file, before connectors are checked kind by kind."""
 
     warehouse: WarehouseSpec
+    dagster: DagsterSpec = DagsterSpec()
     connectors: dict[str, dict[str, Any]] = {}
     normalization: NormalizationSpecModel = NormalizationSpecModel()
     contexts: dict[str, ContextDeclaration] = {}
