@@ -47,6 +47,7 @@ from connectors import (
     redact,
 )
 from normalization import (
+    CROSSWALK_SCHEMA,
     EntityMapping,
     NormalizationError,
     column_lineage,
@@ -61,6 +62,7 @@ from pipelines.cleaning import (
     resolve_parties,
 )
 from pipelines.config import ConnectorConfig, models
+from pipelines.lineage import resolution_lineage
 from pipelines.runner import run_stream
 from pipelines.warehouse import quote, raw_table_name
 
@@ -68,8 +70,10 @@ from ._metadata import (
     LINEAGE_TABLE,
     arrow_column_schema,
     column_lineage_value,
+    described_schema,
     emit_openlineage,
     lineage_table,
+    markdown,
     pandera_column_schema,
     pandera_fields,
     phase_seconds,
@@ -261,7 +265,7 @@ def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
             AssetSpec(clean_key, deps=deps, group_name=group, kinds={"polars", "pandera",
                                                                      warehouse},
                       code_version=version, automation_condition=EAGER, metadata=shown,
-                      description=mapping.schema.__doc__ or f"clean {entity}"),
+                      description=markdown(mapping.schema.__doc__) or f"clean {entity}"),
             AssetSpec(quarantine_key, deps=deps, group_name=group, kinds={"pandera", warehouse},
                       code_version=version, automation_condition=EAGER,
                       description=f"{entity} rows that failed cleaning or validation, one "
@@ -329,12 +333,21 @@ def parties_asset(spec: NormalizationSpec, translator: HeadwaterTranslator
     if resolution is None:
         return None
     deps = [translator.asset_key(clean_table(s.entity)) for s in resolution.sources]
-    key = translator.asset_key(f"clean_{resolution.name}_xref")
+    table = f"clean_{resolution.name}_xref"
+    key = translator.asset_key(table)
+    lineage = resolution_lineage(resolution)
+    shown = {"dagster/column_schema": described_schema(
+                 CROSSWALK_SCHEMA, {i.column: i.transform for i in lineage}),
+             "dagster/column_lineage": column_lineage_value(lineage, translator),
+             LINEAGE_TABLE: lineage_table(lineage, translator)}
 
     @asset(key=key, deps=deps, group_name="parties", kinds={"polars"},
            code_version=code_version(repr(resolution)), automation_condition=EAGER,
+           metadata=shown,
            description=f"one stable {resolution.name}_id per {resolution.name} across "
-                       + ", ".join(s.system for s in resolution.sources))
+                       + ", ".join(s.system for s in resolution.sources)
+                       + f": which records of each system are the same {resolution.name} "
+                         "(it decides, for instance, which orders belong to an account)")
     def _parties(headwater: HeadwaterResource) -> MaterializeResult:
         with failing_fast(), headwater.warehouse() as store:
             resolved = resolve_parties(store, resolution)
@@ -342,6 +355,7 @@ def parties_asset(spec: NormalizationSpec, translator: HeadwaterTranslator
             raise Failure(description="the entities the parties are resolved from are not "
                                       "clean yet", allow_retries=False)
         return MaterializeResult(metadata={
+            **shown,
             "dagster/row_count": resolved.crosswalk.num_rows,
             "parties": resolved.parties, "linked by key": resolved.linked_by_key,
             "linked by name": resolved.linked_by_name,

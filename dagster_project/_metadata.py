@@ -8,6 +8,7 @@ column lineage without drawing it, the same lineage is also published as a table
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,17 +38,58 @@ LINEAGE_SCHEMA = TableSchema(columns=[
 ])
 
 
+_CHECK_WORDS = {
+    "greater_than_or_equal_to": ">= {min_value}", "greater_than": "> {min_value}",
+    "less_than_or_equal_to": "<= {max_value}", "less_than": "< {max_value}",
+    "equal_to": "= {value}", "not_equal_to": "!= {value}",
+    "in_range": "from {min_value} to {max_value}", "isin": "one of {allowed_values}",
+    "notin": "none of {forbidden_values}", "str_matches": "matches {pattern}",
+    "str_contains": "contains {pattern}", "str_startswith": "starts with {string}",
+    "str_endswith": "ends with {string}", "str_length": "length {min_value} to {max_value}",
+}
+
+
+def check_in_words(check: Any) -> str:
+    """A Pandera check as an analyst reads it: ``>= 1``, ``one of new, shipped``."""
+    statistics = {k: (", ".join(map(str, sorted(v, key=str)))
+                      if isinstance(v, list | tuple | set | frozenset) else v)
+                  for k, v in dict(getattr(check, "statistics", None) or {}).items()}
+    words = _CHECK_WORDS.get(getattr(check, "name", ""), "")
+    try:
+        text = words.format(**statistics) if words else ""
+    except (KeyError, IndexError):
+        text = ""
+    if text:
+        return text.replace("from None to ", "at most ").replace(" to None", " or more")
+    arguments = ", ".join(f"{k}={v}" for k, v in statistics.items())
+    return f"{getattr(check, 'name', 'check')}({arguments})"
+
+
+def markdown(text: str | None) -> str | None:
+    """A docstring or description as Markdown: dedented, reST ````code```` as `code`."""
+    if not text:
+        return None
+    return inspect.cleandoc(text).replace("``", "`")
+
+
 def pandera_column_schema(mapping: EntityMapping) -> TableSchema:
-    """The entity's columns with their types, descriptions and constraints."""
+    """The entity's columns with their types, descriptions and constraints in words."""
     columns = []
     for name, column in mapping.table_schema.columns.items():
-        checks = [str(check) for check in column.checks]
+        checks = [check_in_words(check) for check in column.checks]
         columns.append(TableColumn(
-            name, str(column.dtype), description=column.description or None,
+            name, str(column.dtype), description=markdown(column.description),
             constraints=TableColumnConstraints(nullable=column.nullable,
                                                unique=bool(column.unique), other=checks),
         ))
     return TableSchema(columns=columns)
+
+
+def described_schema(schema: pa.Schema, descriptions: Mapping[str, str]) -> TableSchema:
+    """An Arrow schema as the asset's Columns table, with what each column holds."""
+    return TableSchema(columns=[TableColumn(f.name, str(f.type),
+                                            description=descriptions.get(f.name))
+                                for f in schema])
 
 
 def arrow_column_schema(schema: pa.Schema) -> TableSchema:
@@ -58,7 +100,7 @@ def column_lineage_value(lineage: Iterable[ColumnLineage], translator: Headwater
                          ) -> TableColumnLineage:
     return TableColumnLineage(deps_by_column={
         item.column: [TableColumnDep(translator.asset_key(table), column)
-                      for table, column in item.sources]
+                      for table, column in dict.fromkeys(item.sources)]
         for item in lineage
     })
 

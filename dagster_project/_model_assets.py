@@ -12,6 +12,9 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
     multi_asset,
 )
@@ -25,6 +28,7 @@ from ._metadata import (
     LINEAGE_TABLE,
     arrow_fields,
     column_lineage_value,
+    described_schema,
     emit_openlineage,
     lineage_table,
 )
@@ -32,8 +36,13 @@ from ._resources import HeadwaterResource
 from ._translator import HeadwaterTranslator, code_version
 
 
-def _lineage_metadata(lineage: list[Any], translator: HeadwaterTranslator) -> dict[str, Any]:
-    return {"dagster/column_lineage": column_lineage_value(lineage, translator),
+def _lineage_metadata(lineage: list[Any], translator: HeadwaterTranslator,
+                      schema: Any) -> dict[str, Any]:
+    """Column lineage (Dagster's and the readable table) and the column schema, each
+    column described by how it is made."""
+    described = {i.column: i.transform for i in lineage}
+    return {"dagster/column_schema": described_schema(schema, described),
+            "dagster/column_lineage": column_lineage_value(lineage, translator),
             LINEAGE_TABLE: lineage_table(lineage, translator)}
 
 
@@ -42,7 +51,7 @@ def context_asset(spec: ContextSpec, warehouse: str, translator: HeadwaterTransl
     """``context_<name>``: one document per root record, with provenance, after the
     tables its column lineage names."""
     lineage = context_lineage(spec)
-    shown = _lineage_metadata(lineage, translator)
+    shown = _lineage_metadata(lineage, translator, CONTEXT_SCHEMA)
     inputs = dict.fromkeys(table for item in lineage for table, _ in item.sources)
     about = spec.description or f"one document per {spec.root.entity}"
 
@@ -74,7 +83,7 @@ def model_assets(step: ModelStep, warehouse: str, translator: HeadwaterTranslato
     errors_key = translator.asset_key(step.errors_table)
     context_key = translator.asset_key(step.context)
     lineage = model_lineage(step)
-    shown = _lineage_metadata(lineage, translator)
+    shown = _lineage_metadata(lineage, translator, output_schema(step))
     kinds = {"openai" if any(p.paid for p in step.providers) else "python", warehouse}
     version = code_version(step.name, step.prompt.version, step.fingerprint,
                            [p.label for p in step.providers])
@@ -101,16 +110,51 @@ def model_assets(step: ModelStep, warehouse: str, translator: HeadwaterTranslato
                 ran = run_model_step(store, step, context.run.run_id)
                 emit_openlineage(context.run.run_id, store.url, step.output_table,
                                  arrow_fields(output_schema(step)), lineage)
+                explained = explanations_table(store, step, headwater.config)
         except ModelStepFailed as exc:
             # The output table was left as it was: report the check, not a materialization.
             context.log.error(str(exc))
             if exc.run is not None:
                 yield _check(exc.run, output_key, passed=False)
             raise Failure(description=str(exc), allow_retries=False) from exc
-        yield from _results(ran, output_key, errors_key, shown)
+        yield from _results(ran, output_key, errors_key, {**shown, **explained})
         yield _check(ran, output_key, passed=True)
 
     return _model
+
+
+EXPLAINED = "answers explained (sample)"
+_EXPLAINED_SCHEMA = TableSchema(columns=[
+    TableColumn("answer", "string", description="context: the answer's first fields"),
+    TableColumn("cites", "string", description="a source record the answer cites"),
+    TableColumn("record", "string", description="where that record is, and its system"),
+    TableColumn("values used", "string", description="the fields the model was shown"),
+    TableColumn("from source", "string", description="each value's source column"),
+])
+
+
+def explanations_table(store: Any, step: ModelStep, config: Any) -> dict[str, Any]:
+    """The first answers with the source rows they cite, as a table the UI renders:
+    ``headwater explain`` for each of them."""
+    from pipelines.explain import SAMPLE_ANSWERS, Explainer
+    from pipelines.lineage import catalog_of
+
+    contexts = {spec.table: spec for spec in config.context_specs()}
+    explainer = Explainer(store, step, catalog_of(config), contexts.get(step.context))
+    rows = []
+    for context_id in explainer.context_ids(SAMPLE_ANSWERS):
+        explanation = explainer.explain(context_id)
+        shown = [f"{k}={v}" for k, v in explanation.answer.items()
+                 if k != step.citations_field][:2]
+        answer = f"{context_id}: {', '.join(shown)}"
+        for cited in explanation.cited:
+            rows.append(TableRecord({
+                "answer": answer, "cites": cited.source_id,
+                "record": f"{cited.table} key {cited.key} ({cited.system}.{cited.stream})",
+                "values used": "; ".join(f"{k}={v}" for k, v in cited.values.items()),
+                "from source": "; ".join(f"{k} ← {p.rsplit(' ← ', 1)[-1]}"
+                                         for k, p in cited.paths.items() if p)}))
+    return {EXPLAINED: MetadataValue.table(rows, schema=_EXPLAINED_SCHEMA)}
 
 
 def _check(ran: Any, output_key: Any, *, passed: bool) -> AssetCheckResult:

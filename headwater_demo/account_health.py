@@ -106,10 +106,18 @@ def account_health_step(environ: Mapping[str, str] | None = None, **options: Any
         if price_in is not None or price_out is not None:
             prices = PriceTable({endpoint.label: Price(price_in or 0.0, price_out or 0.0)})
         budget = _number(environ, "BUDGET")
+    # What each answer field is read from (the rules and the prompt use these).
+    verdict = ("counts.open_tickets", "counts.late_shipments", "open_tickets.priority")
+    lineage = {"risk": verdict, "next_action": verdict,
+               "summary": ("account.name", *verdict, "orders_summary.count",
+                           "orders_summary.total"),
+               "cited_sources": ("account.account_id", "open_tickets.ticket_id",
+                                 "late_shipments.shipment_id", "orders.order_no")}
     settings: dict[str, Any] = {
         "name": "account_health", "context": ACCOUNT_CONTEXT_TABLE, "output": AccountHealth,
         "prompt": ACCOUNT_HEALTH_PROMPT, "providers": providers, "timeout": 30.0,
         "concurrency": 8, "budget": budget, "prices": prices, "max_failure_share": 0.05,
+        "field_lineage": lineage,
         **options}
     return ModelStep(**settings)
 

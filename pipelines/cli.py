@@ -345,6 +345,24 @@ def cmd_lineage(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(config: Config, args: argparse.Namespace) -> int:
+    from .explain import Explainer, render_explanation
+    from .lineage import catalog_of, table_of
+    from .warehouse import open_warehouse
+
+    table = table_of(args.answers)
+    steps = {step.output_table: step for step in config.model_steps()}
+    step = steps.get(table) or steps.get(f"model_{table}")
+    if step is None:
+        known = ", ".join(f"model/{s.name}" for s in steps.values()) or "(none declared)"
+        raise ConfigurationError(f"no model step writes {args.answers!r}; steps: {known}")
+    contexts = {spec.table: spec for spec in config.context_specs()}
+    with open_warehouse(config.warehouse_url) as warehouse:
+        explainer = Explainer(warehouse, step, catalog_of(config), contexts.get(step.context))
+        print(render_explanation(explainer.explain(args.key)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="headwater", description=__doc__.splitlines()[0])
     top.add_argument("--config", help="config file (default: $HEADWATER_CONFIG, "
@@ -396,6 +414,12 @@ def parser() -> argparse.ArgumentParser:
                               "clean/order.total, model/account_health.cited_sources; a "
                               "column is traced back to the source columns")
     lineage.set_defaults(fn=cmd_lineage)
+    explain = sub.add_parser("explain", help="one model answer with the source rows it "
+                             "cites and each value's path back to the source column")
+    explain.add_argument("answers", metavar="step", help="the model step, its asset or its "
+                         "table: account_health, model/account_health")
+    explain.add_argument("key", help="the context the answer is for (its context_id)")
+    explain.set_defaults(fn=cmd_explain)
     return top
 
 

@@ -198,6 +198,19 @@ class ContextSpec:
             tables.append(self.crosswalk)
         return list(dict.fromkeys(tables))
 
+    def expression_columns(self, expression: Expression | Filter | None) -> list[str]:
+        """The clean columns an expression of this context reads (``as_of`` aside)."""
+        return [c for c in _names(expression, self) if c != AS_OF_COLUMN]
+
+    def section_columns(self, section: Section) -> list[str]:
+        """The columns that choose and order a section's items: its key, link, filter
+        and ordering columns."""
+        columns = [section.key, *section.link_columns,
+                   *self.expression_columns(section.where)]
+        for expression in section.order_by:
+            columns += self.expression_columns(_ordering_text(expression))
+        return list(dict.fromkeys(columns))
+
     def columns_read(self) -> dict[str, list[str]]:
         """Per clean table, the columns that shape the documents: copied fields, link
         keys, and the columns of filters, orderings and aggregates."""
@@ -246,6 +259,15 @@ def _names(value: Expression | Filter | None, spec: ContextSpec) -> list[str]:
     if callable(value) and not isinstance(value, pl.Expr):
         value = value(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     return _expression(value, spec).meta.root_names()
+
+
+def _ordering_text(text: Expression) -> Expression:
+    """An ``order_by`` item without its ``ASC``/``DESC``."""
+    if isinstance(text, str):
+        words = text.rsplit(None, 1)
+        if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
+            return words[0]
+    return text
 
 
 def _ordering(text: Expression, spec: ContextSpec) -> tuple[pl.Expr, bool]:

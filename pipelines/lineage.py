@@ -10,11 +10,17 @@ clean column to the raw landing column (and so the source system column) it came
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from connectors import ConfigurationError
-from normalization import PROVENANCE_COLUMNS, ColumnLineage, EntityMapping, column_lineage
+from normalization import (
+    PROVENANCE_COLUMNS,
+    ColumnLineage,
+    EntityMapping,
+    Resolution,
+    column_lineage,
+)
 
 from .context import ContextSpec
 from .models import ModelStep
@@ -64,7 +70,44 @@ def context_lineage(spec: ContextSpec) -> list[ColumnLineage]:
         item("as_of", as_of, f"latest {spec.as_of}: when the data is judged"
              if as_of else "the declared as_of"),
         item("run_id", [], "the run that built the context"),
+        *document_paths(spec),
     ]
+
+
+def document_paths(spec: ContextSpec) -> list[ColumnLineage]:
+    """The lineage of each path inside the document (``document.open_tickets.priority``,
+    ``document.counts.open_tickets``, ``document.orders_summary.total``): what a model
+    step that reads only some fields depends on."""
+    table = spec.table
+    root = f"clean_{spec.root.entity}"
+    found = [ColumnLineage(table, f"document.{spec.root.entity}.{field}", ((root, field),),
+                           f"the {spec.root.entity}'s {field}, copied")
+             for field in spec.root.fields]
+    for section in spec.sections:
+        source = f"clean_{section.entity}"
+        chosen = spec.section_columns(section)
+        found += [ColumnLineage(table, f"document.{section.name}.{field}", ((source, field),),
+                                f"each {section.name} item's {field}, copied; items chosen "
+                                f"by {', '.join(chosen)}")
+                  for field in section.fields]
+        linked = ((spec.crosswalk, "party_id"), (spec.crosswalk, "source_key")) \
+            if section.through_parties else ()
+        found.append(ColumnLineage(table, f"document.counts.{section.name}",
+                                   (*((source, c) for c in chosen), *linked),
+                                   f"number of {section.name} items before trimming"))
+    for summary in spec.summaries:
+        section = next(s for s in spec.sections if s.name == summary.section)
+        source = f"clean_{section.entity}"
+        for name, expression in summary.values.items():
+            columns = [*spec.expression_columns(expression), *spec.section_columns(section)]
+            found.append(ColumnLineage(
+                table, f"document.{summary.name}.{name}",
+                tuple((source, c) for c in dict.fromkeys(columns)),
+                f"{expression if isinstance(expression, str) else 'aggregate'} over the "
+                f"{section.name} items"))
+    found += [ColumnLineage(table, f"document.{name}", (), f"constant {value!r}")
+              for name, value in spec.constants.items()]
+    return found
 
 
 def model_lineage(step: ModelStep) -> list[ColumnLineage]:
@@ -75,8 +118,12 @@ def model_lineage(step: ModelStep) -> list[ColumnLineage]:
                f"{step.output.__name__}"
     lineage = [ColumnLineage(table, "context_id", ((context, "context_id"),), "copy")]
     for name in step.output.model_fields:
-        sources = [(context, "document")]
+        used = step.field_lineage.get(name)
+        sources = [(context, f"document.{path}") for path in used] if used \
+            else [(context, "document")]
         transform = answered
+        if used:
+            transform += f"; reads {', '.join(used)}"
         if name == step.citations_field:
             sources.append((context, "provenance"))
             transform += "; every id must be in the context's provenance"
@@ -100,32 +147,93 @@ class TraceStep:
     lineage: ColumnLineage
 
 
+def resolution_lineage(resolution: Resolution) -> list[ColumnLineage]:
+    """The columns of ``clean_<name>_xref``, the crosswalk of resolved parties."""
+    table = f"clean_{resolution.name}_xref"
+    keys = tuple((f"clean_{s.entity}", s.key) for s in resolution.sources)
+    names = tuple((f"clean_{s.entity}", s.name) for s in resolution.sources)
+    links = tuple((f"clean_{s.entity}", column) for s in resolution.sources
+                  for column in s.links.values())
+    systems = ", ".join(f"{s.system} ({s.entity})" for s in resolution.sources)
+    return [
+        ColumnLineage(table, "party_id", keys + links + names,
+                      f"one stable id per {resolution.name} across {systems}: records join "
+                      "first by the declared key links, then by normalized name where it is "
+                      "unique in each system"),
+        ColumnLineage(table, "system", (), "the system the record belongs to"),
+        ColumnLineage(table, "entity", (), "the clean entity the record is in"),
+        ColumnLineage(table, "source_key", keys, "the record's key in its entity"),
+        ColumnLineage(table, "name", names, "the record's name as its system spells it"),
+        ColumnLineage(table, "normalized_name", names, "name normalized: case, accents, "
+                      "punctuation and legal-form words removed"),
+        ColumnLineage(table, "matched_by", links + names, "how the record joined its party: "
+                      "key (a declared link), name, or anchor"),
+    ]
+
+
+# Asset key layers (as the Dagster translator names them) and their table prefixes.
+_LAYER_PREFIX = {"clean": "clean_", "quarantine": "quarantine_", "reference": "ref_",
+                 "context": "context_", "model": "model_", "model_errors": "model_errors_",
+                 "model_attempts": "model_attempts_"}
+
+
+def table_of(name: str) -> str:
+    """A warehouse table from an asset key (``raw/erp/orders``, ``clean/order``) or a
+    table name (returned as it is)."""
+    parts = name.split("/")
+    if parts[0] == "raw" and len(parts) == 3:
+        return raw_table_name(parts[1], parts[2])
+    if len(parts) == 2 and parts[0] in _LAYER_PREFIX:
+        return _LAYER_PREFIX[parts[0]] + parts[1]
+    return name
+
+
 class LineageCatalog:
     """Every table's column lineage, by warehouse table name."""
 
     def __init__(self, mappings: Iterable[EntityMapping] = (),
                  contexts: Iterable[ContextSpec] = (), steps: Iterable[ModelStep] = (),
-                 landings: Mapping[str, str] | None = None) -> None:
+                 landings: Mapping[str, str] | None = None,
+                 resolution: Resolution | None = None) -> None:
         """``landings`` names what each raw table was landed from (``raw_erp__orders``:
         ``erp table orders``), the last hop of a trace."""
         self.landings = dict(landings or {})
         self.tables: dict[str, dict[str, ColumnLineage]] = {}
         for mapping in mappings:
-            items = column_lineage(mapping)
-            items += [ColumnLineage(mapping.entity, c, ((mapping.source, c),),
+            table = f"clean_{mapping.entity}"
+            items = [replace(i, entity=table) for i in column_lineage(mapping)]
+            items += [ColumnLineage(table, c, ((mapping.source, c),),
                                     "carried from landing") for c in PROVENANCE_COLUMNS]
-            self.tables[f"clean_{mapping.entity}"] = {i.column: i for i in items}
+            self.tables[table] = {i.column: i for i in items}
+        if resolution is not None:
+            self.tables[f"clean_{resolution.name}_xref"] = {
+                i.column: i for i in resolution_lineage(resolution)}
         for spec in contexts:
             self.tables[spec.table] = {i.column: i for i in context_lineage(spec)}
         for step in steps:
+            self._check_field_lineage(step)
             self.tables[step.output_table] = {i.column: i for i in model_lineage(step)}
 
+    def _check_field_lineage(self, step: ModelStep) -> None:
+        known = self.tables.get(step.context)
+        if known is None:
+            return
+        for field, paths in step.field_lineage.items():
+            unknown = [p for p in paths if f"document.{p}" not in known]
+            if unknown:
+                listing = ", ".join(c.removeprefix("document.") for c in known
+                                    if c.startswith("document."))
+                raise ConfigurationError(
+                    f"model step {step.name!r}: field_lineage {field} names document paths "
+                    f"{unknown} that {step.context} does not have; its paths: {listing}")
+
     def resolve(self, target: str) -> tuple[str, str | None]:
-        """``order``, ``clean/order``, ``clean_order``, ``context/account`` or
-        ``model_account_health``, optionally ``.column``, as (table, column)."""
+        """A table or its asset key (``order``, ``clean/order``, ``clean_order``,
+        ``raw/erp/orders``, ``model/account_health``), optionally ``.column``, as
+        (table, column)."""
         name, _, column = target.partition(".")
-        layer, slash, rest = name.partition("/")
-        candidates = [f"{layer}_{rest}"] if slash else [name, f"clean_{name}"]
+        table = table_of(name)
+        candidates = [table] if table != name else [name, f"clean_{name}"]
         for table in candidates:
             if table in self.tables:
                 if column and column not in self.tables[table]:
@@ -133,7 +241,9 @@ class LineageCatalog:
                     raise ConfigurationError(f"{table} has no column {column!r}; columns: "
                                              f"{known}")
                 return table, column or None
-        known = ", ".join(sorted(self.tables))
+            if table in self.landings:
+                return table, column or None
+        known = ", ".join([*sorted(self.tables), *sorted(self.landings)])
         raise ConfigurationError(f"no table {name!r} with lineage; tables: {known}")
 
     def _landed(self, table: str, column: str) -> ColumnLineage | None:
@@ -145,6 +255,10 @@ class LineageCatalog:
                              "landed by the connector")
 
     def columns(self, table: str) -> list[ColumnLineage]:
+        if table not in self.tables and table in self.landings:
+            return [ColumnLineage(table, "*", ((self.landings[table], "*"),),
+                                  "landed by the connector: every column as the source "
+                                  "has it (nested fields flattened as a__b)")]
         return list(self.tables[table].values())
 
     def trace(self, table: str, column: str) -> list[TraceStep]:
@@ -186,7 +300,8 @@ def catalog_of(config: Config) -> LineageCatalog:
     and the source object behind each declared stream."""
     spec = config.normalization_spec() if config.normalization.mappings else None
     return LineageCatalog(spec.mappings if spec else (), config.context_specs(),
-                          config.model_steps(), landings_of(config))
+                          config.model_steps(), landings_of(config),
+                          spec.resolution if spec else None)
 
 
 def render_trace(steps: Sequence[TraceStep]) -> str:

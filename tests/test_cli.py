@@ -222,9 +222,45 @@ def test_lineage_names_the_raw_column_and_the_transform(demo_dir: Path, target: 
     result = headwater(demo_dir, "lineage", target)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "order.customer_no  ←  raw_erp__orders.cust_no  [trim]",
+        "clean_order.customer_no  ←  raw_erp__orders.cust_no  [trim]",
         "  raw_erp__orders.cust_no  ←  erp table 'orders'.cust_no  [landed by the connector]",
     ]
+
+
+@pytest.mark.parametrize("target", ["raw/erp/orders.total_cents", "raw_erp__orders.total_cents"])
+def test_lineage_takes_the_uis_asset_keys_as_well_as_table_names(demo_dir: Path, target: str
+                                                                ) -> None:
+    result = headwater(demo_dir, "lineage", target)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "raw_erp__orders.total_cents  ←  erp table 'orders'.total_cents  "
+        "[landed by the connector]"]
+
+
+def test_the_party_crosswalk_has_lineage(demo_dir: Path) -> None:
+    result = headwater(demo_dir, "lineage", "clean/party_xref")
+    assert result.returncode == 0, result.stderr
+    assert "clean_party_xref.party_id" in result.stdout
+    assert "erp_customer_no" in result.stdout  # the declared key link
+    traced = headwater(demo_dir, "lineage", "clean/party_xref.source_key")
+    assert "raw_erp__customers.CUST_NO  ←  erp table 'Customer Master'.CUST_NO" in \
+        traced.stdout
+
+
+def test_explain_shows_an_answer_its_cited_rows_and_their_sources(demo_dir: Path) -> None:
+    result = headwater(demo_dir, "explain", "model/account_health", "ACC-00001")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("account_health answer for ACC-00001 (by "
+                        "local/account-health-rules-1):")
+    assert any(line.startswith("  risk = ") for line in lines)
+    assert any(line.startswith("  account:ACC-00001  (clean_account key ACC-00001; "
+                               "crm.accounts, landed ") for line in lines)
+    assert any("← raw_crm__accounts.name ← crm GET /api/accounts.name" in line
+               for line in lines)
+    unknown = headwater(demo_dir, "explain", "model/account_health", "ACC-99999")
+    assert unknown.returncode == 1
+    assert "has no answer for 'ACC-99999'; answers exist for ACC-" in unknown.stderr
 
 
 def test_lineage_traces_a_model_answer_back_to_source_columns(demo_dir: Path) -> None:
@@ -232,11 +268,11 @@ def test_lineage_traces_a_model_answer_back_to_source_columns(demo_dir: Path) ->
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("model_account_health.cited_sources  ←  "
-                               "context_account.{document, provenance}")
+                               "context_account.{document.account.account_id, ")
     assert any(line.startswith("  context_account.provenance  ←  ") for line in lines)
-    assert any(line.strip().startswith("order.total  ←  raw_erp__orders.total_cents  [cents")
+    assert any(line.strip().startswith("clean_order.order_no  ←  raw_erp__orders.order_no")
                for line in lines)
-    assert any(line.strip().startswith("ticket._hw_extracted_at  ←  "
+    assert any(line.strip().startswith("clean_ticket._hw_extracted_at  ←  "
                                        "raw_crm__tickets._hw_extracted_at") for line in lines)
 
 

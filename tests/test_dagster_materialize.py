@@ -86,11 +86,22 @@ def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
 
     assert model["rows"].value == counts["model_account_health"] == context["contexts"].value
     assert model["errors"].value == 0 and model["cost"].value == 0
-    cited = model["dagster/column_lineage"].value.deps_by_column["cited_sources"]
-    assert {(d.asset_key, d.column_name) for d in cited} == {
-        (AssetKey(["context", "account"]), "document"),
-        (AssetKey(["context", "account"]), "provenance")}
+    lineage = model["dagster/column_lineage"].value.deps_by_column
+    account = AssetKey(["context", "account"])
+    assert {(d.asset_key, d.column_name) for d in lineage["cited_sources"]} == {
+        (account, "document.account.account_id"), (account, "document.open_tickets.ticket_id"),
+        (account, "document.late_shipments.shipment_id"), (account, "document.orders.order_no"),
+        (account, "provenance")}
+    assert {d.column_name for d in lineage["risk"]} == {
+        "document.counts.open_tickets", "document.counts.late_shipments",
+        "document.open_tickets.priority"}, "only the fields the step uses"
     assert context["dagster/column_lineage"].value.deps_by_column["document"]
+    explained = model["answers explained (sample)"].value.records
+    assert explained and all(r.data["cites"] in r.data["answer"] or r.data["record"]
+                             for r in explained)
+    first = explained[0].data
+    assert first["record"].startswith("clean_account key ACC-")
+    assert "← crm GET /api/accounts." in first["from source"]
 
 
 def test_the_demo_model_step_asks_an_endpoint_when_its_variables_are_set(full_run) -> None:

@@ -166,6 +166,7 @@ def model_step(name: str, declared: m.ModelDeclaration, folder: Path | None, ori
             max_fallback_share=declared.max_fallback_share, max_repairs=declared.max_repairs,
             run_deadline=declared.run_deadline, breaker_failures=declared.breaker_failures,
             breaker_cooldown=declared.breaker_cooldown, daily_budget=declared.daily_budget,
-            rejection_ttl=declared.rejection_ttl)
+            rejection_ttl=declared.rejection_ttl,
+            field_lineage={k: tuple(v) for k, v in declared.field_lineage.items()})
     except ConfigurationError as exc:
         raise ConfigurationError(f"{origin}: {exc}") from None

@@ -414,6 +414,7 @@ class ModelDeclaration(Strict):
     breaker_cooldown: float = Field(30.0, ge=0)
     daily_budget: float | None = Field(None, ge=0)
     rejection_ttl: float = Field(86_400.0, ge=0)
+    field_lineage: dict[str, list[str]] = {}
 
     @model_validator(mode="after")
     def _declared_once(self) -> ModelDeclaration:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +106,13 @@ class ModelStep:
     breaker_cooldown: float = 30.0
     daily_budget: float | None = None
     rejection_ttl: float = 86_400.0
+    # Output field -> the document paths it is answered from ("counts.open_tickets",
+    # "open_tickets.priority"): what lineage shows instead of the whole document.
+    field_lineage: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "field_lineage",
+                           {k: tuple(v) for k, v in dict(self.field_lineage).items()})
         problems = self._chain_problems() + self._output_problems() + self._bound_problems()
         if problems:
             raise ConfigurationError(f"model step {self.name!r}: {'; '.join(problems)}")
@@ -135,6 +141,9 @@ class ModelStep:
         clashing = set(self.output.model_fields) & {"context_id", *(n for n, _ in LINEAGE_FIELDS)}
         if clashing:
             problems.append(f"output fields {sorted(clashing)} clash with lineage columns")
+        unknown = sorted(set(self.field_lineage) - set(self.output.model_fields))
+        if unknown:
+            problems.append(f"field_lineage names fields the output model lacks: {unknown}")
         return problems
 
     def _bound_problems(self) -> list[str]:
