@@ -54,11 +54,9 @@ class ConnectorConformance:
 
     @pytest.fixture
     def connector(self) -> Iterator[Connector]:
-        connector = type(self).make_connector()
-        try:
+        """The connector, opened as every caller of headwater's opens it (``with``)."""
+        with type(self).make_connector() as connector:
             yield connector
-        finally:
-            connector.close()
 
     @pytest.fixture
     def streams(self, connector: Connector) -> list[Stream]:

@@ -165,7 +165,8 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
             seen = source.source_columns(stream)
         version = _data_version(rows, result, declared.incremental is not None,
                                 context.run.run_id)
-        yield source_observation(identity, seen, translator)
+        context.log_event(source_observation(identity, seen, translator,
+                                             context.asset_key.to_user_string()))
         yield MaterializeResult(data_version=DataVersion(version), metadata={
             "dagster/row_count": rows,
             **({"dagster/column_schema": arrow_column_schema(schema),

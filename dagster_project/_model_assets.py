@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from pipelines.context import CONTEXT_SCHEMA, ContextSpec, build_contexts
-from pipelines.lineage import context_lineage, model_lineage
+from pipelines.lineage import answered_by, context_lineage, model_lineage
 from pipelines.models import ModelStep, ModelStepFailed, output_schema, run_model_step
 
 from ._assets import EAGER, RETRY_POLICY, failing_fast
@@ -92,8 +92,8 @@ def model_assets(step: ModelStep, warehouse: str, translator: HeadwaterTranslato
         name=step.output_table,
         specs=[AssetSpec(output_key, deps=[context_key], group_name="models", kinds=kinds,
                          code_version=version, automation_condition=EAGER, metadata=shown,
-                         description=f"{step.output.__name__} per context, validated, with "
-                                     "the sources it cites"),
+                         description=f"{step.output.__name__} per context: "
+                                     f"{answered_by(step)}, with the sources it cites"),
                AssetSpec(errors_key, deps=[context_key], group_name="models", kinds=kinds,
                          code_version=version, automation_condition=EAGER,
                          description="contexts no provider could answer, with the reason")],
@@ -144,12 +144,12 @@ def explanations_table(store: Any, step: ModelStep, config: Any) -> dict[str, An
     rows = []
     for context_id in explainer.context_ids(SAMPLE_ANSWERS):
         explanation = explainer.explain(context_id)
-        shown = [f"{k}={v}" for k, v in explanation.answer.items()
-                 if k != step.citations_field][:2]
-        answer = f"{context_id}: {', '.join(shown)}"
-        for cited in explanation.cited:
+        short = [f"{k}={v}" for k, v in explanation.answer.items()
+                 if k != step.citations_field and len(str(v)) <= 30][:2]
+        answer = f"{context_id}: {', '.join(short)}" if short else context_id
+        for index, cited in enumerate(explanation.cited):
             rows.append(TableRecord({
-                "answer": answer, "cites": cited.source_id,
+                "answer": answer if index == 0 else "〃", "cites": cited.source_id,
                 "record": f"{cited.table} key {cited.key} ({cited.system}.{cited.stream})",
                 "values used": "; ".join(f"{k}={v}" for k, v in cited.values.items()),
                 "from source": "; ".join(f"{k} ← {p.rsplit(' ← ', 1)[-1]}"

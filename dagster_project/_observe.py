@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
-    AssetObservation,
+    AssetMaterialization,
     MetadataValue,
     TableColumn,
     TableColumnDep,
@@ -77,14 +77,18 @@ def retries_seen(context: AssetExecutionContext) -> Iterator[Retries]:
 
 
 def source_observation(identity: SourceIdentity, columns: list[tuple[str, str]],
-                       translator: HeadwaterTranslator) -> AssetObservation:
-    """The source node as the step found it: where, what, and its columns with the
-    source's own type names."""
-    return AssetObservation(asset_key=translator.source_key(identity), metadata={
-        **{k: str(v) for k, v in translator.source_metadata(identity).items()},
-        "dagster/column_schema": TableSchema(columns=[TableColumn(name, kind)
-                                                      for name, kind in columns]),
-    })
+                       translator: HeadwaterTranslator, reader: str) -> AssetMaterialization:
+    """The source node as the step found it, reported as an event of the external
+    asset: where, what, and its columns with the source's own type names. It shows as
+    the source's latest state (and its Columns), instead of "never materialized"."""
+    return AssetMaterialization(
+        asset_key=translator.source_key(identity),
+        description=f"read by {reader}",
+        metadata={
+            **{k: str(v) for k, v in translator.source_metadata(identity).items()},
+            "dagster/column_schema": TableSchema(columns=[TableColumn(name, kind)
+                                                          for name, kind in columns]),
+        })
 
 
 def raw_lineage(schema: pa.Schema, identity: SourceIdentity,

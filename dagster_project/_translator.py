@@ -40,18 +40,21 @@ def code_version(*parts: Any) -> str:
 class HeadwaterTranslator:
     """How headwater's tables and sources appear in Dagster. Override any method."""
 
-    _LAYERS = (("clean_", "clean"), ("quarantine_", "quarantine"), ("ref_", "reference"),
-               ("context_", "context"), ("model_errors_", "model_errors"),
-               ("model_attempts_", "model_attempts"), ("model_", "model"))
+    # Table prefix -> the asset key's layer, and the suffix that keeps the key's last part
+    # (the label the lineage graph shows) unique: clean/account, not a third "account".
+    _LAYERS = (("clean_", "clean", ""), ("quarantine_", "quarantine", "_quarantine"),
+               ("ref_", "reference", ""), ("context_", "context", "_context"),
+               ("model_errors_", "model_errors", "_errors"),
+               ("model_attempts_", "model_attempts", "_attempts"), ("model_", "model", ""))
 
     def asset_key(self, table: str) -> AssetKey:
         """The asset that materializes a warehouse table, by the table's layer prefix."""
         if table.startswith("raw_") and "__" in table:
             source, _, stream = table.removeprefix("raw_").partition("__")
             return AssetKey(["raw", source, stream])
-        for prefix, layer in self._LAYERS:
+        for prefix, layer, suffix in self._LAYERS:
             if table.startswith(prefix):
-                return AssetKey([layer, table.removeprefix(prefix)])
+                return AssetKey([layer, table.removeprefix(prefix) + suffix])
         return AssetKey(["warehouse", name_part(table)])
 
     def raw_key(self, connector: str, stream: str) -> AssetKey:

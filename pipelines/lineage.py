@@ -111,25 +111,23 @@ def document_paths(spec: ContextSpec) -> list[ColumnLineage]:
 
 
 def model_lineage(step: ModelStep) -> list[ColumnLineage]:
-    """The columns of ``model_<name>``: answers from the context, facts of each call."""
+    """The columns of ``model_<name>``: answers from the context (each field from the
+    document paths the step declares it reads, else the whole document), facts of each
+    call."""
     table, context = step.output_table, step.context
-    chain = " → ".join(p.label for p in step.providers)
-    answered = f"answer of {chain} to prompt {step.prompt.version}, validated against " \
-               f"{step.output.__name__}"
     lineage = [ColumnLineage(table, "context_id", ((context, "context_id"),), "copy")]
     for name in step.output.model_fields:
         used = step.field_lineage.get(name)
         sources = [(context, f"document.{path}") for path in used] if used \
             else [(context, "document")]
-        transform = answered
-        if used:
-            transform += f"; reads {', '.join(used)}"
+        transform = f"answered from {', '.join(used)}" if used else \
+            "answered from the whole document"
         if name == step.citations_field:
             sources.append((context, "provenance"))
-            transform += "; every id must be in the context's provenance"
+            transform += "; every id must be in the provenance of what the model saw"
         lineage.append(ColumnLineage(table, name, tuple(sources), transform))
     lineage += [
-        ColumnLineage(table, "output", ((context, "document"),), answered + " (raw JSON)"),
+        ColumnLineage(table, "output", ((context, "document"),), "the answer as JSON"),
         ColumnLineage(table, "cited", ((context, "provenance"),),
                       "the provenance entries the answer cites"),
         ColumnLineage(table, "content_hash", ((context, "content_hash"),), "copy"),
@@ -137,6 +135,13 @@ def model_lineage(step: ModelStep) -> list[ColumnLineage]:
     lineage += [ColumnLineage(table, name, (), "recorded for each call")
                 for name in _RECORDED_PER_CALL]
     return lineage
+
+
+def answered_by(step: ModelStep) -> str:
+    """How a step answers: its provider chain, prompt and output model."""
+    chain = " → ".join(p.label for p in step.providers)
+    return (f"answers of {chain} to prompt {step.prompt.version}, validated against "
+            f"{step.output.__name__}")
 
 
 @dataclass(frozen=True)
@@ -171,20 +176,22 @@ def resolution_lineage(resolution: Resolution) -> list[ColumnLineage]:
     ]
 
 
-# Asset key layers (as the Dagster translator names them) and their table prefixes.
-_LAYER_PREFIX = {"clean": "clean_", "quarantine": "quarantine_", "reference": "ref_",
-                 "context": "context_", "model": "model_", "model_errors": "model_errors_",
-                 "model_attempts": "model_attempts_"}
+# Asset key layers (as the Dagster translator names them): table prefix, key suffix.
+_LAYER_PREFIX = {"clean": ("clean_", ""), "quarantine": ("quarantine_", "_quarantine"),
+                 "reference": ("ref_", ""), "context": ("context_", "_context"),
+                 "model": ("model_", ""), "model_errors": ("model_errors_", "_errors"),
+                 "model_attempts": ("model_attempts_", "_attempts")}
 
 
 def table_of(name: str) -> str:
-    """A warehouse table from an asset key (``raw/erp/orders``, ``clean/order``) or a
-    table name (returned as it is)."""
+    """A warehouse table from an asset key (``raw/erp/orders``, ``clean/order``,
+    ``context/account_context``) or a table name (returned as it is)."""
     parts = name.split("/")
     if parts[0] == "raw" and len(parts) == 3:
         return raw_table_name(parts[1], parts[2])
     if len(parts) == 2 and parts[0] in _LAYER_PREFIX:
-        return _LAYER_PREFIX[parts[0]] + parts[1]
+        prefix, suffix = _LAYER_PREFIX[parts[0]]
+        return prefix + parts[1].removesuffix(suffix)
     return name
 
 

@@ -273,3 +273,23 @@ def test_column_types_are_declared_per_stream(shop, capsys) -> None:
     bad = shop_config(shop, stream='column_types = { chnaged = "text" }')
     assert main(["--config", str(bad), "discover"]) == 1
     assert "chnaged" in capsys.readouterr().err
+
+
+def test_a_url_from_the_environment_stays_readable_but_its_password_does_not(
+        tmp_path, monkeypatch) -> None:
+    from connectors import redact
+
+    monkeypatch.setenv("API_URL", "https://api.example.com/v2")
+    monkeypatch.setenv("DB_URL", "postgresql://etl:Pw-From-Env-7@db/erp")
+    monkeypatch.setenv("API_TOKEN", "Tk-From-Env-8")
+    read_config(textwrap.dedent("""
+        [warehouse]
+        url = "${DB_URL}"
+        [connectors.api]
+        kind = "rest"
+        base_url = "${API_URL}"
+        auth = { kind = "bearer", token = "${API_TOKEN}" }
+    """), "test", None)
+    shown = redact("https://api.example.com/v2 Pw-From-Env-7 Tk-From-Env-8")
+    assert shown.startswith("https://api.example.com/v2 ")
+    assert "Pw-From-Env-7" not in shown and "Tk-From-Env-8" not in shown

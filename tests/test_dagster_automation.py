@@ -155,7 +155,7 @@ def test_a_tick_without_new_rows_runs_nothing_downstream_and_new_rows_run_their_
                            selection=[orders]).success
         busy = evaluate(defs, instance, quiet.cursor)
         requested = {r.key.to_user_string() for r in busy.results if r.true_subset.size}
-        assert requested == {"clean/order", "quarantine/order"} | (
-            requested & {"clean/party_xref", "context/account", "model/account_health",
-                         "model_errors/account_health"})
+        assert requested == {"clean/order", "quarantine/order_quarantine"} | (
+            requested & {"clean/party_xref", "context/account_context", "model/account_health",
+                         "model_errors/account_health_errors"})
         assert "clean/order" in requested and "clean/customer" not in requested

@@ -62,7 +62,8 @@ def test_every_stream_and_entity_is_an_asset_with_its_upstream(defs) -> None:
     for stream in ("erp/orders", "erp/order_lines", "crm/tickets", "logistics/shipments"):
         assert f"raw/{stream}" in keys
     for mapping in MAPPINGS:
-        assert f"clean/{mapping.entity}" in keys and f"quarantine/{mapping.entity}" in keys
+        assert f"clean/{mapping.entity}" in keys
+        assert f"quarantine/{mapping.entity}_quarantine" in keys
     assert {"erp/source/orders", "crm/source/api_tickets",
             "logistics/source/listshipments"} <= keys
     parents = asset_graph.get(AssetKey(["clean", "order_line"])).parent_keys
@@ -70,9 +71,9 @@ def test_every_stream_and_entity_is_an_asset_with_its_upstream(defs) -> None:
     assert asset_graph.get(AssetKey(["raw", "erp", "orders"])).parent_keys == {
         AssetKey(["erp", "source", "orders"])}
     assert asset_graph.get(AssetKey(["model", "account_health"])).parent_keys == {
-        AssetKey(["context", "account"])}
+        AssetKey(["context", "account_context"])}
     assert {AssetKey(["clean", "party_xref"]), AssetKey(["clean", "ticket"])} <= \
-        asset_graph.get(AssetKey(["context", "account"])).parent_keys
+        asset_graph.get(AssetKey(["context", "account_context"])).parent_keys
     assert asset_graph.get(AssetKey(["clean", "party_xref"])).parent_keys == {
         AssetKey(["clean", "customer"]), AssetKey(["clean", "account"]),
         AssetKey(["clean", "shipment"])}
@@ -190,7 +191,8 @@ def test_asset_keys_follow_the_warehouse_table_layers() -> None:
     assert key("raw_erp__order_lines") == AssetKey(["raw", "erp", "order_lines"])
     assert key("clean_party_xref") == AssetKey(["clean", "party_xref"])
     assert key("ref_fx_rates") == AssetKey(["reference", "fx_rates"])
-    assert key("model_errors_health") == AssetKey(["model_errors", "health"])
+    assert key("model_errors_health") == AssetKey(["model_errors", "health_errors"])
+    assert key("context_account") == AssetKey(["context", "account_context"])
 
 
 def test_a_configuration_of_your_own_starts_with_its_automation_stopped(tmp_path) -> None:

@@ -20,14 +20,24 @@ TICKETS = AssetKey(["raw", "crm", "tickets"])
 
 
 def table_of(key: AssetKey) -> str:
-    layer, *rest = key.path
-    if layer == "raw":
-        return f"raw_{rest[0]}__{rest[1]}"
-    return {"reference": "ref"}.get(layer, layer) + "_" + rest[0]
+    from pipelines.lineage import table_of as table
+
+    return table(key.to_user_string())
 
 
 def events(result: ExecuteInProcessResult, kind: str) -> list:
     return [e for e in result.all_events if e.event_type_value == kind]
+
+
+def materialized(result: ExecuteInProcessResult) -> list:
+    """Materializations of the warehouse's assets (not of the source nodes they read)."""
+    return [e for e in result.get_asset_materialization_events()
+            if "source" not in e.asset_key.path[1:2]]
+
+
+def source_events(result: ExecuteInProcessResult) -> list:
+    return [e for e in result.get_asset_materialization_events()
+            if "source" in e.asset_key.path[1:2]]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +66,7 @@ def test_the_whole_demo_graph_materializes(full_run) -> None:
 
 def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:
     result, counts, _, _ = full_run
-    for event in result.get_asset_materialization_events():
+    for event in materialized(result):
         metadata = event.materialization.metadata
         assert metadata["dagster/row_count"].value == counts[table_of(event.asset_key)], \
             event.asset_key
@@ -82,12 +92,12 @@ def test_the_model_answers_keep_their_lineage_and_costs(full_run) -> None:
     by_key = {e.asset_key: e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     model = by_key[AssetKey(["model", "account_health"])]
-    context = by_key[AssetKey(["context", "account"])]
+    context = by_key[AssetKey(["context", "account_context"])]
 
     assert model["rows"].value == counts["model_account_health"] == context["contexts"].value
     assert model["errors"].value == 0 and model["cost"].value == 0
     lineage = model["dagster/column_lineage"].value.deps_by_column
-    account = AssetKey(["context", "account"])
+    account = AssetKey(["context", "account_context"])
     assert {(d.asset_key, d.column_name) for d in lineage["cited_sources"]} == {
         (account, "document.account.account_id"), (account, "document.open_tickets.ticket_id"),
         (account, "document.late_shipments.shipment_id"), (account, "document.orders.order_no"),
@@ -115,7 +125,7 @@ def test_the_demo_model_step_asks_an_endpoint_when_its_variables_are_set(full_ru
         defs = build_definitions()
         result = materialize(defs.assets, resources=defs.resources,
                              selection=[AssetKey(["model", "account_health"]),
-                                        AssetKey(["model_errors", "account_health"])])
+                                        AssetKey(["model_errors", "account_health_errors"])])
         calls = llm.requests
 
     metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
@@ -181,7 +191,7 @@ def test_a_retriable_fault_is_retried_by_dagster_and_loses_nothing(tmp_path, mon
 
     assert result.success
     assert len(events(result, "STEP_UP_FOR_RETRY")) >= 1
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = materialized(result)[0].materialization.metadata
     assert metadata["retry count"].value >= 1
     with DuckDBWarehouse(tmp_path / "warehouse.duckdb") as warehouse:
         ids = warehouse.query('SELECT id FROM "raw_crm__tickets"').column(0).to_pylist()
@@ -238,7 +248,7 @@ def test_a_model_step_past_its_fallback_share_fails_its_blocking_check(tmp_path)
             warehouse.replace_tables({"context_account": account_contexts(20)})
         defs = build_definitions(config)
         output = AssetKey(["model", "health"])
-        both = [output, AssetKey(["model_errors", "health"])]
+        both = [output, AssetKey(["model_errors", "health_errors"])]
 
         llm.faults.status(500, "the model is down", count=ALWAYS)
         failed = materialize(defs.assets, resources=defs.resources, selection=both,
@@ -278,7 +288,28 @@ def test_a_transient_source_fault_survived_inside_a_step_shows_in_the_run(tmp_pa
         run = instance.get_run_by_id(result.run_id)
 
     assert any("source retry: " in m and "503" in m for m in logged), logged
-    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    metadata = materialized(result)[0].materialization.metadata
     assert metadata["source retries"].value == 1
     assert "503" in metadata["last transient error"].value
     assert run.tags["headwater/retried"] == "1"  # the runs list shows it
+
+
+def test_each_source_node_is_reported_with_its_columns_as_the_source_names_them(full_run
+                                                                              ) -> None:
+    result, *_ = full_run
+    sources = {e.asset_key.to_user_string(): e.materialization for e in source_events(result)}
+    orders = sources["erp/source/orders"]
+    assert orders.description == "read by raw/erp/orders"
+    columns = {c.name: c.type for c in orders.metadata["dagster/column_schema"].value.columns}
+    assert columns["total_cents"] == "BIGINT" and columns["updated_at"] == "DATETIME"
+    assert orders.metadata["table"].value == "orders"
+    assert orders.metadata["system"].value == "erp"
+    tickets = sources["crm/source/api_tickets"].metadata
+    assert tickets["endpoint"].value == "GET /api/tickets"
+    assert {c.type for c in tickets["dagster/column_schema"].value.columns} >= {
+        "string", "integer"}
+    raw = next(e.materialization.metadata for e in materialized(result)
+               if e.asset_key == AssetKey(["raw", "erp", "orders"]))
+    deps = raw["dagster/column_lineage"].value.deps_by_column
+    assert [(d.asset_key.to_user_string(), d.column_name) for d in deps["total_cents"]] == [
+        ("erp/source/orders", "total_cents")]

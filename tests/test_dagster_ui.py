@@ -178,6 +178,71 @@ def test_lineage_and_column_lineage_over_graphql(webserver, finished_run) -> Non
         ("clean", "order_line")}
 
 
+DEFINITION_QUERY = """
+query Definition($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      metadataEntries {
+        label
+        ... on TableColumnLineageMetadataEntry {
+          lineage { columnName columnDeps { assetKey { path } columnName } }
+        }
+        ... on TableSchemaMetadataEntry { schema { columns { name type } } }
+      }
+    }
+  }
+}
+"""
+
+
+def lineage_of(entries: list[dict]) -> dict[str, set[tuple[str, str]]]:
+    found = next(e["lineage"] for e in entries if e["label"] == "dagster/column_lineage")
+    return {item["columnName"]: {("/".join(d["assetKey"]["path"]), d["columnName"])
+                                 for d in item["columnDeps"]} for item in found}
+
+
+def test_every_raw_assets_column_lineage_points_at_its_source_node(webserver, finished_run
+                                                                  ) -> None:
+    raw = [n["assetKey"]["path"] for n in webserver.graphql(ASSETS_QUERY)["assetNodes"]
+           if n["assetKey"]["path"][0] == "raw" and not n["isPartitioned"]]
+    assert len(raw) == 8
+    for path in raw:
+        node = webserver.graphql(LINEAGE_QUERY, key={"path": path})["assetNodeOrError"]
+        sources = {"/".join(k["path"]) for k in node["dependencyKeys"]}
+        assert len(sources) == 1 and "/source/" in next(iter(sources)), (path, sources)
+        lineage = lineage_of(node["assetMaterializations"][0]["metadataEntries"])
+        assert lineage and all(deps and {d for d, _ in deps} == sources
+                               for deps in lineage.values()), path
+    orders = webserver.graphql(LINEAGE_QUERY, key={"path": ["raw", "erp", "orders"]})[
+        "assetNodeOrError"]
+    assert lineage_of(orders["assetMaterializations"][0]["metadataEntries"])[
+        "total_cents"] == {("erp/source/orders", "total_cents")}
+
+
+def test_the_model_output_names_only_the_fields_the_step_uses(webserver, finished_run
+                                                             ) -> None:
+    node = webserver.graphql(DEFINITION_QUERY, key={"path": ["model", "account_health"]})[
+        "assetNodeOrError"]
+    lineage = lineage_of(node["metadataEntries"])
+    assert lineage["risk"] == {("context/account_context", "document.counts.open_tickets"),
+                               ("context/account_context", "document.counts.late_shipments"),
+                               ("context/account_context", "document.open_tickets.priority")}
+    for field in ("risk", "summary", "next_action", "cited_sources"):
+        assert ("context/account_context", "document") not in lineage[field], field
+
+
+def test_the_party_crosswalk_has_columns_and_lineage(webserver, finished_run) -> None:
+    node = webserver.graphql(DEFINITION_QUERY, key={"path": ["clean", "party_xref"]})[
+        "assetNodeOrError"]
+    schema = next(e["schema"] for e in node["metadataEntries"]
+                  if e["label"] == "dagster/column_schema")
+    assert {c["name"] for c in schema["columns"]} >= {"party_id", "system", "source_key",
+                                                     "matched_by"}
+    lineage = lineage_of(node["metadataEntries"])
+    assert ("clean/account", "erp_customer_no") in lineage["party_id"]
+    assert ("clean/customer", "customer_no") in lineage["source_key"]
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
@@ -188,7 +253,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1600,1200", "--disable-gpu"):
+                     "--window-size=1366,900", "--disable-gpu"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -219,6 +284,54 @@ def page_text_once(browser, url: str, wanted: list[str], shot: str, *,
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / shot))
     return text
+
+
+def click_link(browser, text: str, shot: str, wanted: list[str], timeout: float = 60) -> str:
+    """Click the link whose text is ``text`` (the UI writes asset keys as ``a / b``), wait
+    for ``wanted`` on the page it opens, and save a screenshot."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        links = [a for a in browser.find_elements(By.TAG_NAME, "a") if a.text.strip() == text]
+        if links or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert links, f"no link {text!r} on {browser.current_url}"
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", links[0])
+    links[0].click()
+    body = ""
+    while time.monotonic() < deadline:
+        body = browser.find_element(By.TAG_NAME, "body").text
+        if all(w in body for w in wanted) and "Loading" not in body:
+            break
+        time.sleep(1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / shot))
+    return body
+
+
+def test_an_analyst_walks_by_clicks_from_a_model_answer_to_the_source_columns(
+        webserver, finished_run, browser) -> None:
+    text = page_text_once(browser, f"{webserver.url}/assets/model/account_health",
+                          ["answers explained (sample)", "ticket:"], "1_model_answers.png",
+                          scroll_to="answers explained (sample)")
+    assert "answered from counts.open_tickets, counts.late_shipments, " \
+           "open_tickets.priority" in text
+    assert "priority ← crm GET /api/tickets.priority" in text  # a cited row's source column
+    text = click_link(browser, "context / account_context", "2_context.png",
+                      ["document.open_tickets.priority"])
+    assert "number of open_tickets items before trimming" in text
+    text = click_link(browser, "clean / ticket", "3_clean_ticket.png", ["Columns", ">= 1"])
+    assert ">= 1" in text and "matches ^ACC-" in text  # constraints in words
+    text = click_link(browser, "raw / crm / tickets", "4_raw_tickets.png",
+                      ["landed by the connector"])
+    assert "crm/source/api_tickets.priority" in text
+    text = click_link(browser, "crm / source / api_tickets", "5_source.png",
+                      ["Columns", "GET /api/tickets"])
+    assert "Never materialized" not in text
+    assert "priority" in text and "integer" in text  # the source's columns, JSON types
+    assert (ARTIFACTS / "5_source.png").stat().st_size > 10_000
 
 
 def test_an_analyst_sees_the_lineage_table_on_the_overview(webserver, finished_run,

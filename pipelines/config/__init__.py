@@ -5,9 +5,10 @@ the embedded default, the demo estate (``headwater_demo/demo.toml``). With a fil
 own, only what it declares exists.
 
 String values may reference the environment as ``${NAME}`` or ``${NAME:-default}``.
-Every value taken from the environment, every key named like a credential (``password``,
-``client_secret``, ``token``, ``key``, ...) and every password inside a URL or an ODBC
-connection string is registered for redaction before anything can print it. Unknown keys,
+Every value taken from the environment (but a URL, which is not a secret), every key named
+like a credential (``password``, ``client_secret``, ``token``, ``api_key``, ...) and every
+password inside a URL or an ODBC connection string is registered for redaction before
+anything can print it. Unknown keys,
 wrong types and missing keys are errors of one line naming the key path (and the closest
 valid key). ``"package.module:NAME"`` references (connector classes, mappings, contexts,
 model steps, their output models and rules) import with the file's folder importable.

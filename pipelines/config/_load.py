@@ -49,8 +49,10 @@ def expand(value: Any, where: str) -> Any:
     def substitute(match: re.Match[str]) -> str:
         name, default = match["name"], match["default"]
         if name in os.environ:
-            register_secret(os.environ[name])
-            return os.environ[name]
+            value = os.environ[name]
+            if "://" not in value:  # a URL is not a secret; its password is, below
+                register_secret(value)
+            return value
         if default is not None:
             return default
         raise ConfigurationError(f"{where} needs the environment variable {name}; set it or "
