@@ -22,7 +22,7 @@ from .._stream import Stream
 from ..sql import _types as sql_types
 from ..sql._arrow_native import conform
 from ..sql._plan import ReadPlan, column_reader
-from ..sql._relational import ColumnKind, RelationalConnector
+from ..sql._relational import DEFAULT_CHUNK_ROWS, ColumnKind, RelationalConnector
 from ..sql._streams import SQLQuery
 from ..sql._translate import translate_error
 from ..sql._types import ColumnType
@@ -119,7 +119,7 @@ class ODBCConnector(RelationalConnector):
         streams: Sequence[Stream] | None = None,
         *,
         db_schema: str | None = None,
-        chunk_size: int = 100_000,
+        chunk_size: int = DEFAULT_CHUNK_ROWS,
         batch_size: int = 50_000,
         retry: RetryPolicy | Retrier | None = None,
         fast_path: bool | str = "auto",

@@ -15,7 +15,7 @@ from .._retry import Retrier, RetryPolicy
 from .._stream import Stream
 from . import _arrow_native, _types
 from ._plan import ReadPlan, plan_for_table
-from ._relational import ColumnKind, RelationalConnector
+from ._relational import DEFAULT_CHUNK_ROWS, ColumnKind, RelationalConnector
 from ._translate import translate_error
 from ._types import ColumnType
 
@@ -83,7 +83,7 @@ class SQLConnector(RelationalConnector):
         streams: Sequence[Stream] | None = None,
         *,
         db_schema: str | None = None,
-        chunk_size: int = 100_000,
+        chunk_size: int = DEFAULT_CHUNK_ROWS,
         batch_size: int = 50_000,
         retry: RetryPolicy | Retrier | None = None,
         fast_path: bool | str = "auto",

@@ -201,7 +201,7 @@ class Orchestration(Strict):
 
 class RelationalSettings(Orchestration):
     db_schema: str | None = Field(None, alias="schema")
-    chunk_size: int = Field(100_000, ge=1)
+    chunk_size: int = Field(122_880, ge=1)  # connectors.sql DEFAULT_CHUNK_ROWS
     batch_size: int = Field(50_000, ge=1)
     retry: RetrySpec = RetrySpec()
     fast_path: bool | Literal["auto"] = "auto"
