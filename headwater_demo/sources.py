@@ -64,7 +64,19 @@ class DemoERP(SQLConnector):
         print(f"estate: built the demo ERP ({summary})", flush=True)
 
 
-class DemoCRM(RESTConnector):
+class _ServedWhileOpen:
+    """Stops the server a demo connector started in ``open()`` when it is closed."""
+
+    _server: CRMServer | LogisticsServer | None = None
+
+    def close(self) -> None:
+        super().close()  # type: ignore[misc]
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+class DemoCRM(_ServedWhileOpen, RESTConnector):
     """The demo CRM (``accounts`` accounts, ``tickets`` tickets), served while open."""
 
     def __init__(self, name: str | None = None, streams: Sequence[Stream] | None = None, *,
@@ -73,7 +85,6 @@ class DemoCRM(RESTConnector):
         options.pop("base_url", None)
         self._settings = {"accounts": accounts, "tickets": tickets, "seed": seed}
         self._options = options
-        self._server: CRMServer | None = None
         super().__init__(name, _UNSERVED, streams, **options)
         self.where = "the demo CRM, served on 127.0.0.1 while a run lasts"
 
@@ -87,14 +98,8 @@ class DemoCRM(RESTConnector):
         auth = OAuth2ClientCredentials(server.token_url, server.client_id, server.client_secret)
         super().__init__(self.name, server.url, self.streams, **{**self._options, "auth": auth})
 
-    def close(self) -> None:
-        super().close()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
 
-
-class DemoLogistics(SOAPConnector):
+class DemoLogistics(_ServedWhileOpen, SOAPConnector):
     """The demo logistics service (``shipments`` shipments), served while open."""
 
     def __init__(self, name: str | None = None, streams: Sequence[Stream] | None = None, *,
@@ -102,7 +107,6 @@ class DemoLogistics(SOAPConnector):
         options.pop("wsdl", None)
         self._settings = {"shipments": shipments, "seed": seed}
         self._options = options
-        self._server: LogisticsServer | None = None
         super().__init__(name, _UNSERVED + "?wsdl", streams, **options)
         self.where = "the demo logistics service, served on 127.0.0.1 while a run lasts"
 
@@ -116,9 +120,3 @@ class DemoLogistics(SOAPConnector):
         super().__init__(self.name, server.wsdl_url, self.streams,
                          **{**self._options, "username": server.username,
                             "password": server.password})
-
-    def close(self) -> None:
-        super().close()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None

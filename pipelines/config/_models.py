@@ -228,25 +228,30 @@ class ODBCConnectorSpec(RelationalSettings):
     query_timeout: int = Field(0, ge=0)
 
 
-class RESTConnectorSpec(Orchestration):
-    """``kind = "rest"``: a JSON API."""
+class HTTPSettings(Orchestration):
+    """What REST and SOAP connectors share: one HTTP policy, bounded reads."""
 
-    kind: Literal["rest"]
-    base_url: str
     auth: AuthSpec | None = None
-    timeout: float = Field(60.0, gt=0)
-    deadline: float = Field(120.0, gt=0)
     max_elapsed: float = Field(300.0, gt=0)
     max_pages: int = Field(100_000, ge=1)
     max_response_bytes: int | None = Field(32 * 2**20, ge=1)
     rate_limit: RateLimitSpec | None = None
-    headers: dict[str, str] = {}
     batch_size: int = Field(10_000, ge=1)
     retry: RetrySpec = RetrySpec()
+
+
+class RESTConnectorSpec(HTTPSettings):
+    """``kind = "rest"``: a JSON API."""
+
+    kind: Literal["rest"]
+    base_url: str
+    timeout: float = Field(60.0, gt=0)
+    deadline: float = Field(120.0, gt=0)
+    headers: dict[str, str] = {}
     streams: list[RESTStreamSpec] = []
 
 
-class SOAPConnectorSpec(Orchestration):
+class SOAPConnectorSpec(HTTPSettings):
     """``kind = "soap"``: the operations of a WSDL."""
 
     kind: Literal["soap"]
@@ -254,17 +259,10 @@ class SOAPConnectorSpec(Orchestration):
     username: str | None = None
     password: str | None = None
     digest: bool = True
-    auth: AuthSpec | None = None
     timeout: float = Field(30.0, gt=0)
     operation_timeout: float = Field(60.0, gt=0)
-    max_elapsed: float = Field(300.0, gt=0)
-    max_pages: int = Field(100_000, ge=1)
-    max_response_bytes: int | None = Field(32 * 2**20, ge=1)
     allowed_imports: list[str] = []
     endpoint: str | None = None
-    rate_limit: RateLimitSpec | None = None
-    batch_size: int = Field(10_000, ge=1)
-    retry: RetrySpec = RetrySpec()
     streams: list[SOAPStreamSpec] = []
 
 
