@@ -77,6 +77,13 @@ class PagedStream(Stream):
                 f"stream {self.name!r}: declare primary_key (the fields that identify a "
                 "record) so pages can be merged and resumed without duplicates"
             )
+        if self.reconcile_deletes is not None:
+            raise ConfigurationError(
+                f"stream {self.name!r}: reconcile_deletes needs a source that lists its keys "
+                "alone, which a REST or SOAP source cannot; read the stream without a cursor "
+                "instead (a full refresh removes the rows no longer at the source at every "
+                "run)"
+            )
 
 
 class PagedConnector(Connector):

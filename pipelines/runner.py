@@ -61,8 +61,10 @@ class StreamResult:
     commits: int = 0
     seconds: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
-    #: Rows the end of a full read removed or marked as no longer at the source.
+    #: Rows the end of a full read removed (``deletes = "hard"``) or marked (``"soft"``)
+    #: as no longer at the source.
     removed: int = 0
+    deletes: str | None = None
     #: Changes the table took under ``schema_contract = "evolve"`` (added, widened).
     schema_changes: list[str] = field(default_factory=list)
     #: Values of new columns dropped under ``schema_contract = "discard_columns"``.
@@ -197,6 +199,7 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     progress.start(key)
     primary_key = connector.primary_key(declared)
     ending = _begin_full_read(warehouse, declared, key, run_id, state)
+    result.deletes = ending.deletes if ending is not None else None
     landing = _Landing(connector, declared, warehouse, result, provenance, primary_key)
 
     def commit(checkpoint: dict[str, Any] | None, gone: RowsGone | None = None) -> None:

@@ -232,6 +232,14 @@ class DuckDBWarehouse(Warehouse):
             else:
                 sql = f"DELETE FROM {target} WHERE {condition}"  # noqa: S608
             removed = self._con.execute(sql, params).fetchall()[0][0]
+            if gone.deletes == "soft" and gone.keys_table is not None:
+                # A key the scan found again is at the source: no longer deleted.
+                match = " AND ".join(f"k.{quote(c)} = {target}.{quote(c)}"
+                                     for c in gone.primary_key)
+                self._con.execute(
+                    f"UPDATE {target} SET {quote(DELETED_AT)} = NULL "  # noqa: S608
+                    f"WHERE {quote(DELETED_AT)} IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                    f"{quote(gone.keys_table)} AS k WHERE {match})")
         for dropped in gone.drop:
             self._con.execute(f"DROP TABLE IF EXISTS {quote(dropped)}")
             self._columns.pop(dropped, None)

@@ -383,6 +383,14 @@ class PostgresWarehouse(Warehouse):
             cur.execute(f"WITH gone AS ({sql} RETURNING 1) SELECT count(*) FROM gone",  # noqa: S608
                         tuple(params) or None)
             removed = int(cur.fetchall()[0][0])
+            if gone.deletes == "soft" and gone.keys_table is not None:
+                # A key the scan found again is at the source: no longer deleted.
+                match = " AND ".join(f"k.{quote(c)} = {target}.{quote(c)}"
+                                     for c in gone.primary_key)
+                cur.execute(
+                    f"UPDATE {target} SET {quote(DELETED_AT)} = NULL "  # noqa: S608
+                    f"WHERE {quote(DELETED_AT)} IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                    f"{self._name(gone.keys_table)} AS k WHERE {match})")
         for dropped in gone.drop:
             cur.execute(f"DROP TABLE IF EXISTS {self._name(dropped)}")
             self._columns.pop(dropped, None)
