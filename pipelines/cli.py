@@ -512,8 +512,20 @@ def _configure_logging() -> None:
                         handlers=[handler])
 
 
+def _parsed(top: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; targets after an option (``state reset --drop crm.tickets``) are
+    targets too, which argparse alone would refuse."""
+    args, rest = top.parse_known_args(argv)
+    if rest and isinstance(getattr(args, "targets", None), list) and not any(
+            r.startswith("-") for r in rest):
+        args.targets += rest
+    elif rest:
+        top.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = _parsed(parser(), argv)
     _configure_logging()
     try:
         from ._lean import skip_pandas_probe

@@ -198,7 +198,8 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     started = last_commit = time.monotonic()
     progress.start(key)
     primary_key = connector.primary_key(declared)
-    ending = _begin_full_read(warehouse, declared, key, run_id, state)
+    ending = _begin_full_read(warehouse, declared, key, run_id, state, primary_key,
+                              rejects_table_name(connector.name, declared.name))
     result.deletes = ending.deletes if ending is not None else None
     landing = _Landing(connector, declared, warehouse, result, provenance, primary_key)
 
@@ -238,10 +239,12 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
 
 
 def _begin_full_read(warehouse: Warehouse, declared: Stream, key: str, run_id: str,
-                     state: dict[str, Any] | None) -> RowsGone | None:
+                     state: dict[str, Any] | None, primary_key: tuple[str, ...],
+                     rejects: str) -> RowsGone | None:
     """For a full-refresh stream that mirrors its source: record this run among the runs
     of the read in progress (before it lands a row), and what the end of the read
-    removes. ``None`` for streams that keep every row."""
+    removes: rows none of its runs landed or sent to ``rejects``. ``None`` for streams
+    that keep every row."""
     mode = declared.deletes_mode
     if mode not in ("hard", "soft"):
         return None
@@ -255,7 +258,8 @@ def _begin_full_read(warehouse: Warehouse, declared: Stream, key: str, run_id: s
     if run_id not in runs:
         runs.append(run_id)
         warehouse.save_state(marker, {"runs": runs}, run_id)
-    return RowsGone(mode, runs=tuple(runs), forget=(marker,))
+    return RowsGone(mode, runs=tuple(runs), seen_in=(rejects,) if primary_key else (),
+                    primary_key=primary_key, forget=(marker,))
 
 
 class _Landing:

@@ -135,6 +135,26 @@ def test_full_then_incremental_runs_land_exactly_the_changes(crm, warehouse) -> 
     assert landed == {r["id"]: r["status"] for r in crm.records("tickets")}
 
 
+@pytest.mark.parametrize(("path", "where", "keys"), [
+    ("date", "the top of the response has no 'date'", "['data', 'links', 'next_cursor']"),
+    ("data.addresses", "the elements at 'data' have no 'addresses'", "['address', "),
+])
+def test_a_record_path_that_matches_nothing_fails_loudly_and_lands_nothing(
+        crm, warehouse, path, where, keys) -> None:
+    stream = RESTStream(name="accounts", path="/api/accounts", record_path=path,
+                        paginator=CursorInBody("next_cursor", "cursor", "limit", 25),
+                        primary_key=("id",))
+    with connector_for(crm, streams=[stream]) as connector, \
+            pytest.raises(DataContractError) as error:
+        run_stream(connector, "accounts", warehouse)
+    message = error.value.message
+    assert message.startswith(f"connector 'crm', stream 'accounts': record_path {path!r} "
+                              "matches nothing in the response: ")
+    assert where in message and f"(keys there: {keys}" in message
+    assert "raw_crm__accounts" not in warehouse.tables()
+    assert warehouse.load_state("crm.accounts") is None
+
+
 def test_client_side_cursor_filter_gives_the_same_changes(crm) -> None:
     with connector_for(crm) as connector:
         _, state = read_all(connector, "tickets_filtered")

@@ -111,6 +111,37 @@ def test_repeated_children_explode_into_records_of_their_own(logistics) -> None:
     assert got == expected and got
 
 
+def test_a_record_path_that_matches_nothing_fails_loudly_and_lands_nothing(logistics,
+                                                                          tmp_path) -> None:
+    stream = SOAPStream(name="shipments", operation="ListShipments", record_path="shipments",
+                        paginator=TOKENS, primary_key=("id",))
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector, \
+            DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        with pytest.raises(DataContractError) as error:
+            run_stream(connector, "shipments", warehouse)
+        assert "raw_logistics__shipments" not in warehouse.tables()
+        assert warehouse.load_state("logistics.shipments") is None
+    assert error.value.message.startswith(
+        "connector 'logistics', stream 'shipments': record_path 'shipments' matches nothing "
+        "in the response: the top of the response has no 'shipments' (keys there: "
+        "['nextPageToken', 'shipment'])")
+
+
+def test_a_record_path_through_a_repeated_element_reads_its_children(logistics) -> None:
+    stream = SOAPStream(name="events", operation="ListShipments", record_path="shipment.event",
+                        paginator=TOKENS, primary_key=("code", "at", "location"))
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector:
+        connector.check()
+        (discovered,) = connector.discover()
+        table = pa.Table.from_batches(read_all(connector, "events")[0])
+    assert discovered.schema.names == ["code", "at", "location"]
+    expected = sorted((e["code"], e["at"]) for r in logistics.records() for e in r["events"])
+    assert sorted(zip(table.column("code").to_pylist(), table.column("at").to_pylist(),
+                      strict=True)) == expected and expected
+
+
 def test_full_then_incremental_runs_land_exactly_the_changes(logistics, tmp_path) -> None:
     with connector_for(logistics) as connector, \
             DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:

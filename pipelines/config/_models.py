@@ -169,6 +169,15 @@ class PagedStreamFields(IncrementalFields):
     max_pages: int | None = Field(None, ge=1)
     max_response_bytes: int | None = Field(None, ge=1)
 
+    @field_validator("reconcile_deletes")
+    @classmethod
+    def _keys_alone(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("a REST or SOAP source cannot list its keys alone, so its "
+                             "deletes cannot be reconciled; read the stream without a cursor "
+                             "(a full refresh removes the rows no longer at the source)")
+        return value
+
 
 class RESTStreamSpec(PagedStreamFields):
     name: str

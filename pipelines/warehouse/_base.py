@@ -92,7 +92,8 @@ class SchemaDiff:
 class RowsGone:
     """Rows of a table that its source no longer holds, and what to do with them.
 
-    A complete full read finds them as the rows landed by none of its ``runs``; a
+    A complete full read finds them as the rows landed by none of its ``runs`` (and whose
+    key none of them sent to a table of ``seen_in``, such as the stream's rejects); a
     reconciliation as the rows whose key is not in ``keys_table`` and that were landed
     before it started (``before``). ``deletes`` is ``"hard"`` (removed) or ``"soft"``
     (``_hw_deleted_at`` set, once). In the same transaction, ``forget`` lists state keys
@@ -101,6 +102,7 @@ class RowsGone:
 
     deletes: str
     runs: tuple[str, ...] = ()
+    seen_in: tuple[str, ...] = ()
     keys_table: str | None = None
     primary_key: tuple[str, ...] = ()
     before: dt.datetime | None = None

@@ -221,6 +221,14 @@ class DuckDBWarehouse(Warehouse):
         if existing:
             target = quote(table)
             condition, params = self._gone_condition(target, gone)
+            for seen in gone.seen_in:
+                if gone.keys_table is None and self._existing_columns(seen):
+                    runs = ", ".join("?" for _ in gone.runs)
+                    match = " AND ".join(f"s.{quote(c)} = {target}.{quote(c)}"
+                                         for c in gone.primary_key)
+                    condition += (f" AND NOT EXISTS (SELECT 1 FROM {quote(seen)} AS s "  # noqa: S608
+                                  f"WHERE {match} AND s.{quote('_hw_run_id')} IN ({runs}))")
+                    params += list(gone.runs)
             if gone.deletes == "soft":
                 if DELETED_AT not in existing:
                     self._con.execute(f"ALTER TABLE {target} ADD COLUMN {quote(DELETED_AT)} "

@@ -369,6 +369,15 @@ class PostgresWarehouse(Warehouse):
             params: list[Any] = [gone.at] if gone.deletes == "soft" else []
             condition, more = self._gone_condition(target, gone, len(params) + 1)
             params += more
+            for seen in gone.seen_in:
+                if gone.keys_table is None and self._existing_columns(cur, seen):
+                    first = len(params) + 1
+                    runs = ", ".join(f"${first + i}::text" for i in range(len(gone.runs)))
+                    match = " AND ".join(f"s.{quote(c)} = {target}.{quote(c)}"
+                                         for c in gone.primary_key)
+                    condition += (f" AND NOT EXISTS (SELECT 1 FROM {self._name(seen)} AS s "  # noqa: S608
+                                  f"WHERE {match} AND s._hw_run_id IN ({runs}))")
+                    params += list(gone.runs)
             if gone.deletes == "soft":
                 if DELETED_AT not in existing:
                     self._ddl_lock(cur, self.schema, table)
