@@ -211,9 +211,8 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
     with open_warehouse(config.warehouse_url) as warehouse:
         states = warehouse.states()
         if args.action == "show":
-            wanted = set(args.targets)
             for key, entry in states.items():
-                if wanted and key not in wanted and key.split(".")[0] not in wanted:
+                if args.targets and not any(_belongs(key, t) for t in args.targets):
                     continue
                 print(f"{key}: {entry['state']} (run {entry['run_id']}, {entry['updated_at']})")
             if not states:

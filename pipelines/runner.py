@@ -212,24 +212,30 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     pending_rows = 0
     checkpoint: dict[str, Any] | None = None
     held = False  # a checkpoint-only commit waiting to see whether the read goes on
-    for batch in prefetched(connector.read(declared, state), prefetch):
-        if held:
+    try:
+        for batch in prefetched(connector.read(declared, state), prefetch):
+            if held:
+                held = False
+                commit(checkpoint)
+                pending_rows, last_commit = 0, time.monotonic()
+            carried = checkpoint_of(batch)
+            checkpoint = carried if carried is not None else checkpoint
+            result.batches += 1
+            if batch.num_rows:
+                landing.waiting.append(batch)
+                pending_rows += batch.num_rows
+            due = pending_rows >= every.rows or (
+                pending_rows and time.monotonic() - last_commit >= every.seconds)
+            if ending is not None and carried is not None and not batch.num_rows and not due:
+                held = True  # maybe the read's last batch: its commit ends the read
+            elif due or (carried is not None and not batch.num_rows):
+                commit(checkpoint)
+                pending_rows = 0
+                last_commit = time.monotonic()
+    except BaseException:
+        if held:  # the read failed after a checkpoint: keep what it covers, as ever
             commit(checkpoint)
-            held, pending_rows, last_commit = False, 0, time.monotonic()
-        carried = checkpoint_of(batch)
-        checkpoint = carried if carried is not None else checkpoint
-        result.batches += 1
-        if batch.num_rows:
-            landing.waiting.append(batch)
-            pending_rows += batch.num_rows
-        due = pending_rows >= every.rows or (
-            pending_rows and time.monotonic() - last_commit >= every.seconds)
-        if ending is not None and carried is not None and not batch.num_rows and not due:
-            held = True  # maybe the read's last batch: its commit ends the read
-        elif due or (carried is not None and not batch.num_rows):
-            commit(checkpoint)
-            pending_rows = 0
-            last_commit = time.monotonic()
+        raise
     if ending is not None:
         commit(checkpoint if held or landing.waiting else None, ending)
     elif landing.waiting:
