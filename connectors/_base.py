@@ -101,6 +101,24 @@ class Connector(abc.ABC):
     ) -> Iterator[pa.RecordBatch]:
         """Yield the stream's records from ``state`` on, as checkpointed record batches."""
 
+    def read_keys(self, stream: str | Stream, state: dict[str, Any] | None = None
+                  ) -> Iterator[pa.RecordBatch]:
+        """Yield the primary keys of every record the source holds now, in key order, as
+        checkpointed batches of the key columns (a stopped scan resumes from ``state``).
+
+        Reconciliation compares them with the landed rows to find the ones deleted at
+        the source. Override when the source can list its keys without the records (the
+        SQL and ODBC connectors select the key columns in keyset chunks); the base
+        cannot, and says so.
+        """
+        declared = self.stream(stream)
+        raise ConfigurationError(
+            f"connector {self.name!r}, stream {declared.name!r}: a {self.kind} connector "
+            "cannot list a stream's keys alone, so deletes of an incremental stream cannot "
+            "be reconciled; read the stream without a cursor (a full refresh removes the "
+            "rows no longer at the source at every run)"
+        )
+
     def describe_source(self, stream: str | Stream) -> SourceIdentity:
         """What ``stream`` reads, without credentials (no connection is made).
 

@@ -8,6 +8,11 @@ inferred schema, filters incremental streams through a :class:`CursorTracker`, a
 checkpoints every batch so a stopped read resumes at the next page, or inside a page
 split into several batches.
 
+A stream without a declared schema takes its types from the first records it reads, and
+its state keeps them, so later runs neither fetch a page to infer them nor change them.
+Fields that records bring later are added to the schema (declared or inferred) with the
+types their values have; the runner then holds them to the stream's ``schema_contract``.
+
 Streams are :class:`PagedStream` s: they carry ``record_path``, ``paginator`` and
 ``nested`` besides the usual key, cursor and schema.
 
@@ -29,12 +34,12 @@ from typing import Any
 import pyarrow as pa
 
 from ._base import Connector
-from ._batching import batch_records, empty_batch
-from ._errors import ConfigurationError, DataContractError
+from ._batching import empty_batch
+from ._errors import ConfigurationError, DataContractError, HeadwaterError
 from ._incremental import CursorTracker
 from ._paginate import Page, PageLoop, PageProgress, PageResult, Paginator
-from ._records import AS_JSON, FLATTEN, coerce, flatten, parse_instant, to_batch, unknown_fields
-from ._state import with_checkpoint
+from ._records import AS_JSON, FLATTEN, flatten, parse_instant, to_batch, unknown_fields
+from ._state import schema_from_state, schema_to_state, with_checkpoint
 from ._stream import Stream
 from .http import DEFAULT_MAX_RESPONSE_BYTES
 
@@ -71,6 +76,13 @@ class PagedStream(Stream):
             raise ConfigurationError(
                 f"stream {self.name!r}: declare primary_key (the fields that identify a "
                 "record) so pages can be merged and resumed without duplicates"
+            )
+        if self.reconcile_deletes is not None:
+            raise ConfigurationError(
+                f"stream {self.name!r}: reconcile_deletes needs a source that lists its keys "
+                "alone, which a REST or SOAP source cannot; read the stream without a cursor "
+                "instead (a full refresh removes the rows no longer at the source at every "
+                "run)"
             )
 
 
@@ -130,18 +142,36 @@ class PagedConnector(Connector):
         try:
             return self.fetch_page(stream, page)
         except DataContractError as exc:  # an oversized or refused response
-            if exc.message.startswith("connector "):
-                raise
-            raise DataContractError(
-                f"connector {self.name!r}, stream {stream.name!r}: {exc.message}"
-            ) from None
+            raise self._named(stream, exc) from None
+
+    def _named(self, stream: Stream, error: HeadwaterError) -> HeadwaterError:
+        """``error`` with a message that names the connector and the stream."""
+        if error.message.startswith("connector "):
+            return error
+        where = (f"connector {self.name!r}, " if error.message.startswith("stream ")
+                 else f"connector {self.name!r}, stream {stream.name!r}: ")
+        named = type(error)(where + error.message)
+        named.__cause__ = error
+        return named
+
+    def _naming_where(self, stream: Stream, batches: Iterator[pa.RecordBatch]
+                      ) -> Iterator[pa.RecordBatch]:
+        """The batches of a read; a data or configuration error names the connector and
+        the stream."""
+        try:
+            yield from batches
+        except (DataContractError, ConfigurationError) as error:
+            raise self._named(stream, error) from None
 
     # -- the contract -------------------------------------------------------------------
 
     def check(self) -> None:
         """Fetch the first page of every declared stream (credentials, addresses)."""
         for stream in self.streams:
-            self._first_records(stream)
+            try:
+                self._first_records(stream)
+            except (DataContractError, ConfigurationError) as error:
+                raise self._named(stream, error) from None
 
     def source_columns(self, stream: str | Stream) -> list[tuple[str, str]]:
         """The fields of the records, with JSON's type names (what the source speaks),
@@ -161,14 +191,16 @@ class PagedConnector(Connector):
         if stream.schema is not None:
             return stream.schema
         if stream.name not in self._schemas:
-            records = coerce(self._first_records(stream), None)
-            if not records:
-                raise ConfigurationError(
-                    f"stream {stream.name!r}: the first page is empty, so its types cannot "
-                    "be inferred; declare the stream's schema"
-                )
-            first = next(batch_records(records, None, len(records)))
-            self._schemas[stream.name] = pa.schema([_widen(f) for f in first.schema])
+            try:
+                records = self._first_records(stream)
+                if not records:
+                    raise ConfigurationError(
+                        f"stream {stream.name!r}: the first page is empty, so its types "
+                        "cannot be inferred; declare the stream's schema"
+                    )
+                self._schemas[stream.name] = inferred_schema(records)
+            except (DataContractError, ConfigurationError) as error:
+                raise self._named(stream, error) from None
         return self._schemas[stream.name]
 
     def _first_records(self, stream: Any) -> list[Mapping[str, Any]]:
@@ -178,23 +210,23 @@ class PagedConnector(Connector):
 
     def read(self, stream: str | Stream, state: dict[str, Any] | None = None
              ) -> Iterator[pa.RecordBatch]:
-        """Yield the stream page by page from ``state`` on, each batch checkpointed."""
-        stream = self.stream(stream)
-        schema = self.schema_for(stream)
-        wanted = [*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])]
-        missing = [name for name in wanted if name not in schema.names]
-        if missing:
-            raise ConfigurationError(
-                f"stream {stream.name!r}: key or cursor field(s) {missing} are not in its "
-                f"records; fields are: {schema.names}"
-            )
-        return self._read(stream, schema, dict(state or {}))
+        """Yield the stream page by page from ``state`` on, each batch checkpointed.
 
-    def _read(self, stream: Any, schema: pa.Schema, state: dict[str, Any]
-              ) -> Iterator[pa.RecordBatch]:
+        A checkpoint taken after the last page (``{"resume": {"page": None}}``: the last
+        batch of a one-page stream too) resumes to the end: no page is read again, and
+        the state of the completed read follows.
+        """
+        stream = self.stream(stream)
+        return self._naming_where(stream, self._read(stream, dict(state or {})))
+
+    def _read(self, stream: Any, state: dict[str, Any]) -> Iterator[pa.RecordBatch]:
         resume = state.get("resume") or {}
         tracker = (CursorTracker(stream.incremental, state.get("cursor"), state.get("boundary"),
                                  resume=resume) if stream.incremental else None)
+        fields = ReadSchema(self, stream, state)
+        if "page" in resume and resume["page"] is None:  # stored after the last page
+            yield with_checkpoint(empty_batch(fields.known()), _final(tracker, fields))
+            return
         paginator = _paginator(stream)
         page: Page | None = (Page.from_state(resume["page"]) if resume.get("page")
                              else paginator.first(self.first_page(stream, tracker)))
@@ -216,19 +248,19 @@ class PagedConnector(Connector):
             records = self.parse_records(stream, body, headers)
             progress.check(number, self.stored_page(page), _keys(stream, records))
             following = paginator.next(page, PageResult(body, headers, len(records)))
-            yield from self._page_batches(stream, schema, tracker, records[skip:], skip,
+            yield from self._page_batches(stream, fields, tracker, records[skip:], skip,
                                           page, following)
             page, skip = following, 0
-        yield with_checkpoint(empty_batch(schema), tracker.state() if tracker else {})
+        yield with_checkpoint(empty_batch(fields.known()), _final(tracker, fields))
 
-    def _page_batches(self, stream: Any, schema: pa.Schema, tracker: CursorTracker | None,
+    def _page_batches(self, stream: Any, fields: ReadSchema, tracker: CursorTracker | None,
                       records: Sequence[Mapping[str, Any]], skipped: int, page: Page,
                       following: Page | None) -> Iterator[pa.RecordBatch]:
         """One page's records in batches of at most ``batch_size``. A batch that ends
         inside the page resumes at the same page, past the records it held; the last
         one resumes at the next page."""
         for start in range(0, max(len(records), 1), self.batch_size):
-            part = records[start:start + self.batch_size]
+            part = fields.fit(records[start:start + self.batch_size])
             end = start + len(part)
             kept = part if tracker is None else [r for r in part if _admit(stream, tracker, r)]
             if end < len(records):
@@ -237,13 +269,105 @@ class PagedConnector(Connector):
             else:
                 resume = {"page": self.stored_page(following).to_state() if following
                           else None}
-            checkpoint: dict[str, Any] = {"resume": resume}
+            checkpoint: dict[str, Any] = {"resume": resume, **fields.state()}
             if tracker is not None:
                 checkpoint.update(tracker.saved())
                 resume.update(tracker.resume())
-            batch = _to_batch(stream, kept, schema) if kept else empty_batch(schema)
+            schema = fields.known()
+            batch = (to_batch(kept, schema, fields_checked=True, key=stream.primary_key)
+                     if kept else empty_batch(schema))
             _check_keys(stream, batch)
             yield with_checkpoint(batch, checkpoint)
+
+
+class ReadSchema:
+    """The schema of one read: declared, kept in the stream's state, or inferred from
+    the first records; records with fields it lacks add them, typed by their values."""
+
+    def __init__(self, connector: PagedConnector, stream: Any, state: dict[str, Any]) -> None:
+        self.connector, self.stream = connector, stream
+        kept = schema_from_state(state["schema"]) if state.get("schema") else None
+        declared = stream.schema
+        if declared is not None and kept is not None:
+            kept = _extended(declared, [f for f in kept if f.name not in declared.names])
+        self.schema: pa.Schema | None = kept if kept is not None else declared
+        # An inferred schema lives in the state; a declared one only once records add to it.
+        self.in_state = kept is not None or declared is None
+        if self.schema is not None:
+            self._check_key_fields()
+            connector._schemas[stream.name] = self.schema
+
+    def fit(self, records: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        """``records`` as the schema takes them (flattened where they nest), the schema
+        extended by the fields they bring."""
+        if not records:
+            return records
+        if self.schema is not None and not unknown_fields(records, self.schema):
+            return records
+        flat = [flatten(r, self.stream.nested) for r in records]
+        if self.schema is None:
+            self.schema = inferred_schema(flat)
+            self._check_key_fields()
+        else:
+            new = [n for n in dict.fromkeys(k for r in flat for k in r)
+                   if n not in self.schema.names]
+            if new:
+                self.schema = _extended(self.schema, [inferred_field(n, flat) for n in new])
+                self.in_state = True
+        # What the connector now knows of the stream (source_columns, discover).
+        self.connector._schemas[self.stream.name] = self.schema
+        return flat
+
+    def known(self) -> pa.Schema:
+        """The schema; inferred from the stream's first page when the read has had no
+        records to infer it from (an empty batch needs types too)."""
+        if self.schema is None:
+            self.schema = self.connector.schema_for(self.stream)
+            self.in_state = True
+            self._check_key_fields()
+        return self.schema
+
+    def state(self) -> dict[str, Any]:
+        """What the stream's state keeps of the schema."""
+        if self.schema is None or not self.in_state:
+            return {}
+        return {"schema": schema_to_state(self.schema)}
+
+    def _check_key_fields(self) -> None:
+        stream = self.stream
+        wanted = [*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])]
+        missing = [name for name in wanted if name not in self.schema.names]
+        if missing:
+            raise ConfigurationError(
+                f"stream {stream.name!r}: key or cursor field(s) {missing} are not in its "
+                f"records; fields are: {self.schema.names}"
+            )
+
+
+def _final(tracker: CursorTracker | None, fields: ReadSchema) -> dict[str, Any]:
+    """The state a complete read leaves: the cursor, and the schema it keeps."""
+    return {**(tracker.state() if tracker else {}), **fields.state()}
+
+
+def inferred_schema(records: Sequence[Mapping[str, Any]]) -> pa.Schema:
+    """Types of flat records, widened so later records fit."""
+    names = dict.fromkeys(k for r in records for k in r)
+    return pa.schema([inferred_field(name, records) for name in names])
+
+
+def inferred_field(name: str, records: Sequence[Mapping[str, Any]]) -> pa.Field:
+    """The field ``name`` typed by its values in ``records`` (text if they disagree)."""
+    try:
+        found = pa.array([r.get(name) for r in records]).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        found = pa.string()
+    return _widen(pa.field(name, found))
+
+
+def _extended(schema: pa.Schema, fields: Sequence[pa.Field]) -> pa.Schema:
+    for field in fields:
+        schema = schema.append(field)
+    return schema
 
 
 def _paginator(stream: PagedStream) -> Paginator:
@@ -263,15 +387,6 @@ def _keys(stream: Any, records: Sequence[Mapping[str, Any]]) -> list[Any]:
 def _admit(stream: Any, tracker: CursorTracker, record: Mapping[str, Any]) -> bool:
     key = tuple(record.get(k) for k in stream.primary_key)
     return tracker.admit(parse_instant(record.get(stream.cursor_field)), key)
-
-
-def _to_batch(stream: Any, records: Sequence[Mapping[str, Any]], schema: pa.Schema
-              ) -> pa.RecordBatch:
-    """Records into a batch, flattened only when they hold fields the schema does not
-    name (``address`` for ``address__city``): flat pages skip the per-record work."""
-    if not unknown_fields(records, schema):
-        return to_batch(records, schema, fields_checked=True)
-    return to_batch([flatten(r, stream.nested) for r in records], schema)
 
 
 def _check_keys(stream: Stream, batch: pa.RecordBatch) -> None:

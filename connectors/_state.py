@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -114,3 +115,38 @@ def without_checkpoint(schema: pa.Schema) -> pa.Schema:
     """``schema`` without headwater's state metadata."""
     metadata = {k: v for k, v in (schema.metadata or {}).items() if k != STATE_METADATA_KEY}
     return schema.with_metadata(metadata or None)
+
+
+_PARAMETRIZED = re.compile(
+    r"^(?:timestamp\[(?P<unit>s|ms|us|ns)(?:, tz=(?P<tz>[^\]]+))?\]"
+    r"|(?P<decimal>decimal(?:128|256))\((?P<precision>\d+), (?P<scale>-?\d+)\))$"
+)
+
+
+def _type_of_text(text: str) -> pa.DataType:
+    found = _PARAMETRIZED.match(text)
+    if found is None:
+        return pa.type_for_alias(text)
+    if found["unit"]:
+        return pa.timestamp(found["unit"], tz=found["tz"])
+    maker = pa.decimal128 if found["decimal"] == "decimal128" else pa.decimal256
+    return maker(int(found["precision"]), int(found["scale"]))
+
+
+def schema_to_state(schema: pa.Schema) -> list[list[str]]:
+    """A schema as a state document keeps it: ``[[name, type], ...]``, readable in
+    ``headwater state show``; a type without a text form goes as Arrow IPC bytes."""
+    fields = [[f.name, str(f.type)] for f in schema]
+    try:
+        if all(_type_of_text(t) == f.type for (_, t), f in zip(fields, schema, strict=True)):
+            return fields
+    except (ValueError, KeyError, pa.ArrowInvalid):
+        pass
+    return [["$arrow", base64.b64encode(schema.serialize().to_pybytes()).decode()]]
+
+
+def schema_from_state(value: list[list[str]]) -> pa.Schema:
+    """Inverse of :func:`schema_to_state`."""
+    if len(value) == 1 and value[0][0] == "$arrow":
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(value[0][1])))
+    return pa.schema([pa.field(name, _type_of_text(text)) for name, text in value])

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors import ConfigurationError
 from normalization import (
@@ -35,7 +36,7 @@ from normalization import (
     source_key,
 )
 
-from .warehouse import Warehouse, quote
+from .warehouse import DELETED_AT, Warehouse, quote
 
 
 def clean_table(entity: str) -> str:
@@ -120,7 +121,15 @@ def clean_entity(warehouse: Warehouse, mapping: EntityMapping, spec: Normalizati
 def _read(warehouse: Warehouse, table: str, remedy: str) -> pa.Table:
     if table not in warehouse.tables():
         raise ConfigurationError(f"the warehouse has no table {table!r}: {remedy}")
-    return warehouse.read_table(table)
+    return present_rows(warehouse.read_table(table))
+
+
+def present_rows(rows: pa.Table) -> pa.Table:
+    """The rows still at their source: those a soft delete marked (``_hw_deleted_at``
+    set) are left out, with the column, so clean tables and contexts never hold them."""
+    if DELETED_AT not in rows.column_names:
+        return rows
+    return rows.filter(pc.is_null(rows.column(DELETED_AT))).drop_columns([DELETED_AT])
 
 
 def _references(warehouse: Warehouse, mapping: EntityMapping, spec: NormalizationSpec

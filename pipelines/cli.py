@@ -151,11 +151,64 @@ def _summary(result: StreamResult, warehouse: Warehouse) -> str:
               if result.reread else "")
     if not result.new_rows:
         detail = f"{reread}{result.seconds:.1f}s".replace("; ", ", ")
-        return f"{result.key}: no new rows ({detail})"
-    rate = result.rows / max(result.seconds, 1e-9)
-    return (f"{result.key}: {result.new_rows:,} rows -> {result.table} in "
-            f"{result.seconds:.1f}s ({reread}{rate:,.0f} rows/s; "
-            f"{warehouse.row_count(result.table):,} rows in the table)")
+        line = f"{result.key}: no new rows ({detail})"
+    else:
+        rate = result.rows / max(result.seconds, 1e-9)
+        line = (f"{result.key}: {result.new_rows:,} rows -> {result.table} in "
+                f"{result.seconds:.1f}s ({reread}{rate:,.0f} rows/s; "
+                f"{warehouse.row_count(result.table):,} rows in the table)")
+    return line + "".join(f"\n    {note}" for note in _sync_notes(result))
+
+
+def _sync_notes(result: StreamResult) -> list[str]:
+    """What a run did beside landing rows: deletes, schema changes, dropped values,
+    rejected records."""
+    done = "removed" if result.deletes == "hard" else "marked with _hw_deleted_at"
+    notes = [f"{result.removed:,} rows no longer at the source {done}"] if result.removed \
+        else []
+    notes += [f"schema: {change}" for change in result.schema_changes]
+    notes += [f"new column {name!r} dropped: {values:,} values (schema_contract = "
+              "\"discard_columns\")" for name, values in result.discarded.items()]
+    if result.rejected:
+        notes.append(f"{result.rejected:,} records -> {result.rejects_table} (schema_contract "
+                     "= \"discard_rows\")")
+    return notes
+
+
+def cmd_reconcile(config: Config, args: argparse.Namespace) -> int:
+    from .reconcile import reconcile_stream
+    from .runner import new_run_id
+    from .warehouse import open_warehouse
+
+    run_id = new_run_id()
+    failures = Failures()
+    count = 0
+    with open_warehouse(config.warehouse_url) as warehouse:
+        for name, only in _targets(config, args.targets):
+            try:
+                with config.build_connector(name) as connector:
+                    names = [only] if only else [s.name for s in connector.streams
+                                                 if s.reconcile_deletes]
+                    for stream in names:
+                        count += 1
+                        try:
+                            result = reconcile_stream(connector, stream, warehouse,
+                                                      run_id=run_id)
+                        except HeadwaterError as exc:
+                            failures.add(f"{name}.{stream}", exc)
+                            continue
+                        done = "removed from" if result.deletes == "hard" else "marked in"
+                        resumed = " (resumed)" if result.resumed else ""
+                        print(f"{result.key}: {result.keys:,} keys scanned{resumed}; "
+                              f"{result.removed:,} rows no longer at the source {done} "
+                              f"{result.table} ({result.seconds:.1f}s)", flush=True)
+            except HeadwaterError as exc:
+                count += 1
+                failures.add(name, exc)
+    if not count:
+        print(f"no stream declares reconcile_deletes in {config.origin}: nothing to "
+              "reconcile")
+    return failures.status(count, "streams")
 
 
 def cmd_state(config: Config, args: argparse.Namespace) -> int:
@@ -164,9 +217,8 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
     with open_warehouse(config.warehouse_url) as warehouse:
         states = warehouse.states()
         if args.action == "show":
-            wanted = set(args.targets)
             for key, entry in states.items():
-                if wanted and key not in wanted and key.split(".")[0] not in wanted:
+                if args.targets and not any(_belongs(key, t) for t in args.targets):
                     continue
                 print(f"{key}: {entry['state']} (run {entry['run_id']}, {entry['updated_at']})")
             if not states:
@@ -174,14 +226,62 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
             return 0
         if not args.targets:
             raise ConfigurationError("state reset needs targets: connector.stream or connector")
+        if args.drop:
+            return _drop_streams(config, warehouse, args.targets, args.yes)
         for target in args.targets:
-            keys = [k for k in states if k == target or k.split(".")[0] == target]
+            keys = [k for k in states if _belongs(k, target)]
             if not keys:
                 raise ConfigurationError(f"no saved state for {target!r}")
             for key in keys:
                 warehouse.delete_state(key)
                 print(f"{key}: state reset; the next run reads from the start")
     return 0
+
+
+def _belongs(key: str, target: str) -> bool:
+    """Whether state ``key`` is the stream (or connector) ``target``'s: its own, its
+    partitions' (``@``) and its bookkeeping's (``#full_read``, ``#reconcile``)."""
+    return (key == target or key.startswith((f"{target}@", f"{target}#"))
+            or key.split(".")[0] == target)
+
+
+def _drop_streams(config: Config, warehouse: Warehouse, targets: Sequence[str],
+                  confirmed: bool) -> int:
+    """``state reset --drop``: each stream's raw table, rejects and state, gone."""
+    from .reconcile import keys_table_name
+    from .warehouse import raw_table_name, rejects_table_name
+
+    tables, states = set(warehouse.tables()), warehouse.states()
+    for target in targets:
+        connector, _, stream = target.partition(".")
+        if not stream:
+            raise ConfigurationError(f"state reset --drop {target!r}: name one stream as "
+                                     "connector.stream; --drop rebuilds a stream's table")
+        dropped = [raw_table_name(connector, stream), rejects_table_name(connector, stream),
+                   keys_table_name(connector, stream)]
+        keys = [k for k in states if k == target or k.startswith((f"{target}@", f"{target}#"))]
+        if not keys and dropped[0] not in tables:
+            raise ConfigurationError(f"state reset --drop {target!r}: no such stream in "
+                                     f"{warehouse.url} (no table {dropped[0]}, no state)")
+        if not confirmed and not _confirmed(target, dropped[0]):
+            raise ConfigurationError(f"state reset --drop {target!r}: not confirmed, nothing "
+                                     "dropped (type the stream's name, or pass --yes)")
+        for table in dropped:
+            if warehouse.drop_table(table):
+                print(f"{target}: dropped table {table}")
+        for key in keys:
+            warehouse.delete_state(key)
+            print(f"{target}: dropped state {key}")
+        print(f"{target}: the next run lands the stream from the start")
+    return 0
+
+
+def _confirmed(target: str, table: str) -> bool:
+    """Whether the user typed the stream's name to confirm (never without a terminal)."""
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"drop {table} and the state of {target}? type {target} to confirm: ")
+    return answer.strip() == target
 
 
 def cmd_demo(config: Config, args: argparse.Namespace) -> int:
@@ -383,7 +483,17 @@ def parser() -> argparse.ArgumentParser:
     state = sub.add_parser("state", help="show or reset saved stream state")
     state.add_argument("action", choices=["show", "reset"])
     state.add_argument("targets", nargs="*", metavar="connector[.stream]")
+    state.add_argument("--drop", action="store_true",
+                       help="reset: also drop the stream's raw table (and its rejects), so "
+                            "the next run lands it from scratch with the source's types")
+    state.add_argument("--yes", action="store_true",
+                       help="reset --drop: do not ask to type the stream's name")
     state.set_defaults(fn=cmd_state)
+    reconcile = sub.add_parser("reconcile", help="find the rows of incremental streams that "
+                               "their source no longer holds (streams that declare "
+                               "reconcile_deletes; all by default)")
+    reconcile.add_argument("targets", nargs="*", metavar="connector[.stream]")
+    reconcile.set_defaults(fn=cmd_reconcile)
     demo = sub.add_parser("demo", help="every stage in order: land, normalize, build the "
                           "contexts and run the model steps (the embedded demo when no "
                           "configuration is given)")
@@ -431,8 +541,20 @@ def _configure_logging() -> None:
                         handlers=[handler])
 
 
+def _parsed(top: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; targets after an option (``state reset --drop crm.tickets``) are
+    targets too, which argparse alone would refuse."""
+    args, rest = top.parse_known_args(argv)
+    if rest and isinstance(getattr(args, "targets", None), list) and not any(
+            r.startswith("-") for r in rest):
+        args.targets += rest
+    elif rest:
+        top.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = _parsed(parser(), argv)
     _configure_logging()
     try:
         from ._lean import skip_pandas_probe
@@ -460,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _HOLD_NO_DATA_FRAMES: tuple[Callable[..., int], ...] = (cmd_check, cmd_discover, cmd_run,
-                                                         cmd_state)
+                                                         cmd_state, cmd_reconcile)
 
 def console() -> None:
     """The ``headwater`` command: :func:`main`, with the garbage collector kept off the

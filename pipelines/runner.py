@@ -3,11 +3,19 @@
 Reading and writing overlap: a producer thread pulls batches from the connector while the
 caller's thread merges the previous one (both release the GIL in Arrow, the drivers and
 DuckDB), with at most ``prefetch`` batches in flight so memory stays bounded.
+
+Each commit is held to the stream's ``schema_contract`` before it lands (``_contract``).
+A full-refresh stream mirrors its source: the transaction that ends a complete read also
+removes (``deletes = "hard"``, the default) or marks (``"soft"``) the rows that read did
+not bring. The runs of one read, resumed after a crash too, are recorded under the state
+key ``<connector>.<stream>#full_read`` until it ends, so rows a killed run landed count
+as read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import queue
 import threading
 import time
@@ -21,10 +29,12 @@ import pyarrow.compute as pc
 
 from connectors import ConfigurationError, Connector, Stream, checkpoint_of
 
+from ._contract import hold_to_contract
 from .progress import Progress, Silent
-from .warehouse import Provenance, Warehouse, raw_table_name
+from .warehouse import Provenance, RowsGone, Warehouse, raw_table_name, rejects_table_name
 
 T = TypeVar("T")
+log = logging.getLogger("headwater.runner")
 
 # Rows merged per transaction: a commit happens once this many rows wait. DuckDB writes
 # whole row groups (122,880 rows) straight to compressed storage, and commits of about
@@ -55,6 +65,17 @@ class StreamResult:
     # Rows whose cursor is not past the saved one: re-read within the lag (late commits
     # land this way), merged by key without duplicating; None when it cannot be told.
     reread: int | None = None
+    #: Rows the end of a full read removed (``deletes = "hard"``) or marked (``"soft"``)
+    #: as no longer at the source.
+    removed: int = 0
+    deletes: str | None = None
+    #: Changes the table took under ``schema_contract = "evolve"`` (added, widened).
+    schema_changes: list[str] = field(default_factory=list)
+    #: Values of new columns dropped under ``schema_contract = "discard_columns"``.
+    discarded: dict[str, int] = field(default_factory=dict)
+    #: Records sent to ``rejects_table`` under ``schema_contract = "discard_rows"``.
+    rejected: int = 0
+    rejects_table: str | None = None
 
     @property
     def key(self) -> str:
@@ -68,6 +89,11 @@ class StreamResult:
 
 def state_key(connector: str, stream: str) -> str:
     return f"{connector}.{stream}"
+
+
+def full_read_key(key: str) -> str:
+    """Where the runs of a full read in progress are recorded."""
+    return f"{key}#full_read"
 
 
 def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
@@ -181,21 +207,13 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     started = last_commit = time.monotonic()
     progress.start(key)
     primary_key = connector.primary_key(declared)
-    waiting: list[pa.RecordBatch] = []
+    ending = _begin_full_read(warehouse, declared, key, run_id, state, primary_key,
+                              rejects_table_name(connector.name, declared.name))
+    result.deletes = ending.deletes if ending is not None else None
+    landing = _Landing(connector, declared, warehouse, result, provenance, primary_key)
 
-    def commit(checkpoint: dict[str, Any] | None) -> None:
-        rows = sum(b.num_rows for b in waiting)
-        if rows:
-            data = waiting[0] if len(waiting) == 1 else pa.Table.from_batches(waiting)
-            warehouse.merge(result.table, data, primary_key, provenance=provenance,
-                            state_key=key if checkpoint is not None else None,
-                            state=checkpoint)
-        elif checkpoint is not None:
-            warehouse.save_state(key, checkpoint, run_id)
-        waiting.clear()
-        result.rows += rows
-        result.commits += 1
-        result.state = checkpoint or {}
+    def commit(checkpoint: dict[str, Any] | None, gone: RowsGone | None = None) -> None:
+        landing.commit(key if checkpoint is not None else None, checkpoint, gone)
         progress.update(key, result.rows)
         if on_batch is not None:
             on_batch(result)
@@ -203,21 +221,35 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     pending_rows = 0
     checkpoint: dict[str, Any] | None = None
     behind = _RereadCounter(declared, state)
-    for batch in prefetched(connector.read(declared, state), prefetch):
-        carried = checkpoint_of(batch)
-        checkpoint = carried if carried is not None else checkpoint
-        result.batches += 1
-        if batch.num_rows:
-            waiting.append(batch)
-            pending_rows += batch.num_rows
-            behind.count(batch)
-        due = pending_rows >= every.rows or (
-            pending_rows and time.monotonic() - last_commit >= every.seconds)
-        if due or (carried is not None and not batch.num_rows):
+    held = False  # a checkpoint-only commit waiting to see whether the read goes on
+    try:
+        for batch in prefetched(connector.read(declared, state), prefetch):
+            if held:
+                held = False
+                commit(checkpoint)
+                pending_rows, last_commit = 0, time.monotonic()
+            carried = checkpoint_of(batch)
+            checkpoint = carried if carried is not None else checkpoint
+            result.batches += 1
+            if batch.num_rows:
+                landing.waiting.append(batch)
+                pending_rows += batch.num_rows
+                behind.count(batch)
+            due = pending_rows >= every.rows or (
+                pending_rows and time.monotonic() - last_commit >= every.seconds)
+            if ending is not None and carried is not None and not batch.num_rows and not due:
+                held = True  # maybe the read's last batch: its commit ends the read
+            elif due or (carried is not None and not batch.num_rows):
+                commit(checkpoint)
+                pending_rows = 0
+                last_commit = time.monotonic()
+    except BaseException:
+        if held:  # the read failed after a checkpoint: keep what it covers, as ever
             commit(checkpoint)
-            pending_rows = 0
-            last_commit = time.monotonic()
-    if waiting:
+        raise
+    if ending is not None:
+        commit(checkpoint if held or landing.waiting else None, ending)
+    elif landing.waiting:
         commit(checkpoint)
     result.seconds = time.monotonic() - started
     result.reread = behind.rows
@@ -246,6 +278,109 @@ class _RereadCounter:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError,
                 TypeError, ValueError):
             self.rows = None
+
+
+def _begin_full_read(warehouse: Warehouse, declared: Stream, key: str, run_id: str,
+                     state: dict[str, Any] | None, primary_key: tuple[str, ...],
+                     rejects: str) -> RowsGone | None:
+    """For a full-refresh stream that mirrors its source: record this run among the runs
+    of the read in progress (before it lands a row), and what the end of the read
+    removes: rows none of its runs landed or sent to ``rejects``. ``None`` for streams
+    that keep every row."""
+    mode = declared.deletes_mode
+    if mode not in ("hard", "soft"):
+        return None
+    marker = full_read_key(key)
+    runs = list((warehouse.load_state(marker) or {}).get("runs") or [])
+    if not runs and (state or {}).get("resume"):
+        log.warning("stream %s: resuming a read begun before its runs were recorded; rows "
+                    "no longer at the source are removed at the end of the next full read",
+                    key)
+        return None
+    if run_id not in runs:
+        runs.append(run_id)
+        warehouse.save_state(marker, {"runs": runs}, run_id)
+    return RowsGone(mode, runs=tuple(runs), seen_in=(rejects,) if primary_key else (),
+                    primary_key=primary_key, forget=(marker,))
+
+
+class _Landing:
+    """The commits of one run of one stream: waiting batches, held to the stream's
+    schema contract, merged with their checkpoint."""
+
+    def __init__(self, connector: Connector, declared: Stream, warehouse: Warehouse,
+                 result: StreamResult, provenance: Provenance,
+                 primary_key: tuple[str, ...]) -> None:
+        self.declared, self.warehouse, self.result = declared, warehouse, result
+        self.provenance, self.primary_key = provenance, primary_key
+        self.where = f"connector {connector.name!r}, stream {declared.name!r}"
+        self.rejects = rejects_table_name(connector.name, declared.name)
+        self.waiting: list[pa.RecordBatch] = []
+        self._settled_schema: pa.Schema | None = None  # landed with no change to hold
+
+    def commit(self, state_key: str | None, state: dict[str, Any] | None,
+               gone: RowsGone | None) -> None:
+        data = _combined(self.waiting) if self.waiting else None
+        if data is not None:
+            data = self._held(data)
+        table, result = self.result.table, self.result
+        if gone is not None:
+            written, removed = self.warehouse.remove_gone(
+                table, gone, batch=data, primary_key=self.primary_key,
+                provenance=self.provenance, state_key=state_key, state=state)
+            result.removed += removed
+            if removed:
+                log.info("%s: %d row(s) no longer at the source %s in %s", self.where,
+                         removed, "removed" if gone.deletes == "hard" else "marked deleted",
+                         table)
+        elif data is not None:
+            written = self.warehouse.merge(table, data, self.primary_key,
+                                           provenance=self.provenance,
+                                           state_key=state_key, state=state)
+        else:
+            written = 0
+            if state_key is not None:
+                self.warehouse.save_state(state_key, state or {}, self.provenance.run_id)
+        self.waiting.clear()
+        result.rows += written
+        if data is not None or state_key is not None:  # not a removal on its own
+            result.commits += 1
+            result.state = state or {}
+
+    def _held(self, data: pa.Table) -> pa.Table:
+        """``data`` as the stream's schema contract lets it land; rejects merged first."""
+        if self._settled_schema is not None and data.schema.equals(self._settled_schema):
+            return data
+        diff = self.warehouse.schema_changes(self.result.table, data.schema)
+        held = hold_to_contract(self.declared.schema_contract, diff, data, where=self.where,
+                                table=self.result.table, primary_key=self.primary_key)
+        self.result.schema_changes += [c for c in held.changes
+                                       if c not in self.result.schema_changes]
+        for name, values in held.discarded.items():
+            if name not in self.result.discarded:
+                log.warning("%s: new column %r dropped (schema_contract = "
+                            "\"discard_columns\")", self.where, name)
+            self.result.discarded[name] = self.result.discarded.get(name, 0) + values
+        if held.rejects is not None:
+            self.warehouse.merge(self.rejects, held.rejects, self.primary_key,
+                                 provenance=self.provenance)
+            self.result.rejected += held.rejects.num_rows
+            self.result.rejects_table = self.rejects
+        if not diff:
+            self._settled_schema = data.schema
+        return held.data
+
+
+def _combined(batches: list[pa.RecordBatch]) -> pa.RecordBatch | pa.Table:
+    """Batches as one table; batches whose columns differ (a field that appeared in a
+    later page) are joined with nulls where a batch lacks a column."""
+    if len(batches) == 1:
+        return pa.Table.from_batches(batches)
+    first = batches[0].schema
+    if all(b.schema.equals(first) for b in batches[1:]):
+        return pa.Table.from_batches(batches)
+    return pa.concat_tables([pa.Table.from_batches([b]) for b in batches],
+                            promote_options="default")
 
 
 def windowed(stream: Stream, window: tuple[Any, Any]) -> Stream:

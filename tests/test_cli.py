@@ -280,3 +280,26 @@ def test_lineage_of_an_unknown_column_says_which_exist(demo_dir: Path) -> None:
     result = headwater(demo_dir, "lineage", "order.nope")
     assert result.returncode == 1
     assert "clean_order has no column 'nope'; columns: order_no, customer_no" in result.stderr
+
+
+def test_one_bad_stream_among_three_lands_the_other_two_and_fails_naming_it(tmp_path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    with engine.begin() as conn:
+        for table in ("first", "broken", "last"):
+            conn.execute(sa.text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, qty INTEGER)"))
+            conn.execute(sa.text(f"INSERT INTO {table} VALUES (1, 10), (2, 20), (3, 30)"))
+        conn.execute(sa.text("UPDATE broken SET qty = 'lots' WHERE id = 2"))
+    engine.dispose()
+    streams = "".join(f'[[connectors.shop.streams]]\ntable = "{t}"\n\n'
+                      for t in ("first", "broken", "last"))
+    (tmp_path / "headwater.toml").write_text(
+        f'[warehouse]\nurl = "duckdb:///{tmp_path.as_posix()}/.headwater/warehouse.duckdb"\n\n'
+        f'[connectors.shop]\nkind = "sql"\nurl = "sqlite:///{tmp_path.as_posix()}/shop.sqlite"'
+        f"\n\n{streams}", "utf-8")
+    run = headwater(tmp_path, "run")
+    assert run.returncode == 1
+    assert "shop.first: 3 rows" in run.stdout and "shop.last: 3 rows" in run.stdout
+    assert ("headwater: error: shop.broken: connector 'shop', stream 'broken': column 'qty' "
+            "of the row with id=2 holds a value that does not fit int64") in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "headwater: 1 of 3 streams failed: shop.broken"
+    assert landed(tmp_path) == {"raw_shop__first": 3, "raw_shop__last": 3}

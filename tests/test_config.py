@@ -293,3 +293,71 @@ def test_a_url_from_the_environment_stays_readable_but_its_password_does_not(
     shown = redact("https://api.example.com/v2 Pw-From-Env-7 Tk-From-Env-8")
     assert shown.startswith("https://api.example.com/v2 ")
     assert "Pw-From-Env-7" not in shown and "Tk-From-Env-8" not in shown
+
+
+@pytest.mark.parametrize(("stream", "expected"), [
+    ('deletes = "soft"', "connectors.shop.streams[0].deletes: deletes applies to full-refresh "
+                         "streams (no cursor)"),
+    ('schema_contract = "frozen"', "connectors.shop.streams[0].schema_contract: Input should "
+                                   "be 'evolve', 'freeze', 'discard_columns' or 'discard_rows'"),
+    ('reconcile_deletes = "all"', "connectors.shop.streams[0].reconcile_deletes: Input should "
+                                  "be 'hard' or 'soft'"),
+])
+def test_a_wrong_delete_or_contract_setting_names_its_key_path(shop, capsys, stream,
+                                                               expected) -> None:
+    assert expected in failure(shop_config(shop, stream=stream), capsys)
+
+
+def test_reconcile_deletes_needs_a_cursor_and_a_source_that_lists_its_keys(shop,
+                                                                          capsys) -> None:
+    config = write(shop, """
+        [connectors.shop]
+        url = "sqlite:///{root}/shop.sqlite"
+        [[connectors.shop.streams]]
+        table = "sales"
+        reconcile_deletes = "hard"
+    """.replace("{root}", shop.as_posix()))
+    assert "connectors.shop.streams[0].reconcile_deletes: reconcile_deletes applies to " \
+           "incremental streams" in failure(config, capsys)
+    config = write(shop, """
+        [connectors.api]
+        kind = "rest"
+        base_url = "http://127.0.0.1:9"
+        [[connectors.api.streams]]
+        name = "items"
+        path = "/items"
+        primary_key = ["id"]
+        cursor = "updated_at"
+        reconcile_deletes = "soft"
+    """)
+    assert "connectors.api.streams[0].reconcile_deletes: a REST or SOAP source cannot list " \
+           "its keys alone" in failure(config, capsys)
+
+
+def test_delete_and_contract_settings_reach_the_streams(shop) -> None:
+    config = load_config(write(shop, """
+        [connectors.shop]
+        url = "sqlite:///{root}/shop.sqlite"
+        [[connectors.shop.streams]]
+        table = "sales"
+        deletes = "soft"
+        schema_contract = "discard_rows"
+        [[connectors.shop.streams]]
+        name = "recent"
+        table = "sales"
+        cursor = "changed"
+        reconcile_deletes = "hard"
+        [connectors.api]
+        kind = "rest"
+        base_url = "http://127.0.0.1:9"
+        [[connectors.api.streams]]
+        name = "items"
+        path = "/items"
+        primary_key = ["id"]
+        schema_contract = "freeze"
+    """.replace("{root}", shop.as_posix())))
+    with config.build_connector("shop") as sql, config.build_connector("api") as rest:
+        sales, recent, items = sql.stream("sales"), sql.stream("recent"), rest.stream("items")
+    assert (sales.deletes_mode, sales.schema_contract) == ("soft", "discard_rows")
+    assert (recent.deletes_mode, recent.reconcile_deletes) == (None, "hard")
+    assert (items.deletes_mode, items.schema_contract) == ("hard", "freeze")

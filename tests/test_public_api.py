@@ -56,8 +56,9 @@ PINNED = {
         "resolve", "source_key",
     ],
     pipelines.warehouse: [
-        "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "Provenance", "StreamLocked",
-        "Warehouse", "open_warehouse", "quote", "raw_table_name",
+        "DELETED_AT", "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "Provenance",
+        "RowsGone", "SchemaDiff", "Settled", "StreamLocked", "Warehouse", "open_warehouse",
+        "quote", "raw_table_name", "rebuild_hint", "rejects_table_name",
     ],
 }
 

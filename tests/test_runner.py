@@ -106,3 +106,20 @@ def test_a_run_killed_after_a_few_seconds_has_committed_its_progress(tmp_path) -
         assert warehouse.query(
             'SELECT count(*) AS n, count(DISTINCT id) AS ids FROM "raw_paced__items"'
         ).to_pylist() == [{"n": 40_000, "ids": 40_000}]
+
+
+def test_a_full_refresh_that_fails_keeps_its_last_checkpoint_and_removes_nothing(tmp_path
+                                                                                ) -> None:
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        first = run_stream(Scripted([([1, 2, 3], {"after": 3})]), "items", warehouse)
+        assert (first.rows, first.removed, first.deletes) == (3, 0, "hard")
+        failing = Scripted([([1], {"after": 1}), ([], {"after": 1}),
+                            RuntimeError("source fell over")])
+        with pytest.raises(RuntimeError, match="source fell over"):
+            run_stream(failing, "items", warehouse)
+        assert warehouse.load_state("scripted.items") == {"after": 1}
+        assert warehouse.row_count("raw_scripted__items") == 3  # nothing removed
+        assert len(warehouse.load_state("scripted.items#full_read")["runs"]) == 1
+        ended = run_stream(Scripted([([1, 2], {"after": 2})]), "items", warehouse)
+        assert ended.removed == 1  # 3 is gone from the source; 1 (failed run) and 2 read
+        assert warehouse.load_state("scripted.items#full_read") is None

@@ -18,6 +18,7 @@ from connectors import (
     Incremental,
     RetriableSourceError,
     RetryPolicy,
+    checkpoint_of,
 )
 from connectors.rest import CursorInBody, DateWindows
 from connectors.soap import SOAPConnector, SOAPStream
@@ -109,6 +110,65 @@ def test_repeated_children_explode_into_records_of_their_own(logistics) -> None:
     got = sorted(zip(table.column("shipment_id").to_pylist(), table.column("code").to_pylist(),
                      strict=True))
     assert got == expected and got
+
+
+def test_a_record_path_that_matches_nothing_fails_loudly_and_lands_nothing(logistics,
+                                                                          tmp_path) -> None:
+    stream = SOAPStream(name="shipments", operation="ListShipments", record_path="shipments",
+                        paginator=TOKENS, primary_key=("id",))
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector, \
+            DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        with pytest.raises(DataContractError) as error:
+            run_stream(connector, "shipments", warehouse)
+        assert "raw_logistics__shipments" not in warehouse.tables()
+        assert warehouse.load_state("logistics.shipments") is None
+    assert error.value.message.startswith(
+        "connector 'logistics', stream 'shipments': record_path 'shipments' matches nothing "
+        "in the response: the top of the response has no 'shipments' (keys there: "
+        "['nextPageToken', 'shipment'])")
+
+
+def test_a_record_path_through_a_repeated_element_reads_its_children(logistics) -> None:
+    stream = SOAPStream(name="events", operation="ListShipments", record_path="shipment.event",
+                        paginator=TOKENS, primary_key=("code", "at", "location"))
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector:
+        connector.check()
+        (discovered,) = connector.discover()
+        table = pa.Table.from_batches(read_all(connector, "events")[0])
+    assert discovered.schema.names == ["code", "at", "location"]
+    expected = sorted((e["code"], e["at"]) for r in logistics.records() for e in r["events"])
+    assert sorted(zip(table.column("code").to_pylist(), table.column("at").to_pylist(),
+                      strict=True)) == expected and expected
+
+
+def test_a_one_page_stream_resumed_after_its_page_requests_nothing(logistics) -> None:
+    stream = SOAPStream(name="page", operation="ListShipments", arguments={"pageSize": 500},
+                        record_path="shipment", primary_key=("id",))
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector:
+        first = next(iter(connector.read("page")))
+        assert checkpoint_of(first)["resume"] == {"page": None}
+        before = logistics.requests
+        rest, state = read_all(connector, "page", checkpoint_of(first))
+    assert [b.num_rows for b in rest] == [0] and logistics.requests == before
+    assert first.num_rows == len(ids(logistics)) and set(state) == {"schema"}
+
+
+def test_a_value_that_does_not_fit_names_connector_stream_field_and_record(logistics) -> None:
+    schema = SHIPMENTS.set(SHIPMENTS.get_field_index("consignee"), pa.field("consignee",
+                                                                             pa.int64()))
+    stream = SOAPStream(name="shipments", operation="ListShipments", record_path="shipment",
+                        paginator=TOKENS, primary_key=("id",), schema=schema)
+    with SOAPConnector("logistics", logistics.wsdl_url, [stream], username=logistics.username,
+                       password=logistics.password) as connector, \
+            pytest.raises(DataContractError) as error:
+        read_all(connector, "shipments")
+    first = min(logistics.records(), key=lambda r: (r["updatedAt"], r["id"]))
+    assert error.value.message.startswith(
+        f"connector 'logistics', stream 'shipments': field 'consignee' of the record with "
+        f"id={first['id']!r} holds a value that does not fit int64")
 
 
 def test_full_then_incremental_runs_land_exactly_the_changes(logistics, tmp_path) -> None:

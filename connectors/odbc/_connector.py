@@ -82,6 +82,13 @@ class ODBCReadPlan(ReadPlan):
     text_size: int = 0  # fast-path text buffer per value, once grown (bytes)
     binary_size: int = 0
 
+    def keys_only(self) -> ODBCReadPlan:
+        plan = super().keys_only()
+        if self.transport is not None:
+            plan.transport = pa.schema([self.transport.field(k) for k in self.primary_key])
+        plan.guid_columns = self.guid_columns & frozenset(self.primary_key)
+        return plan
+
 
 class ODBCConnector(RelationalConnector):
     """Reads tables and queries through any ODBC driver.

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
 import orjson
-import pyarrow as pa
 
-from .._batching import empty_batch
-from .._errors import ConfigurationError, DataContractError, RetriableSourceError
+from .._errors import ConfigurationError, RetriableSourceError
 from .._identity import SourceIdentity
 from .._incremental import CursorTracker
 from .._paged import DEFAULT_MAX_PAGES, PagedConnector
@@ -19,7 +17,6 @@ from .._paginate import Page
 from .._records import select_records
 from .._redaction import redact
 from .._retry import Retrier, RetryPolicy
-from .._state import with_checkpoint
 from .._stream import Stream
 from ..http import (
     DEFAULT_DEADLINE,
@@ -118,39 +115,6 @@ class RESTConnector(PagedConnector):
         if isinstance(start, dt.datetime):
             return start.isoformat()
         return str(start)
-
-    # -- the contract -------------------------------------------------------------------
-
-    def read(self, stream: str | Stream, state: dict[str, Any] | None = None
-             ) -> Iterator[pa.RecordBatch]:
-        """Yield the stream page by page from ``state`` on, each batch checkpointed.
-
-        A checkpoint taken after the last page (``{"resume": {"page": None}}``, the last
-        batch of a one-page stream too) resumes to the end: no page is read again, and
-        the state the completed read saves follows.
-        """
-        declared = self.stream(stream)
-        resume = (state or {}).get("resume") or {}
-        if "page" not in resume or resume["page"] is not None:
-            return self._naming_where(declared, super().read(declared, state))
-        tracker = (CursorTracker(declared.incremental, state.get("cursor"),
-                                 state.get("boundary"), resume=resume)
-                   if declared.incremental else None)
-        final = with_checkpoint(empty_batch(self.schema_for(declared)),
-                                tracker.state() if tracker else {})
-        return iter([final])
-
-    def _naming_where(self, stream: Stream, batches: Iterator[pa.RecordBatch]
-                      ) -> Iterator[pa.RecordBatch]:
-        """The batches of a read; a data error names the connector and the stream."""
-        try:
-            yield from batches
-        except DataContractError as error:
-            if error.message.startswith("connector "):
-                raise
-            where = (f"connector {self.name!r}, " if error.message.startswith("stream ")
-                     else f"connector {self.name!r}, stream {stream.name!r}: ")
-            raise DataContractError(where + error.message) from error
 
     def url_for(self, stream: RESTStream) -> str:
         return urljoin(self.base_url.rstrip("/") + "/", stream.path.lstrip("/"))

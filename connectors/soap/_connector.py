@@ -25,7 +25,7 @@ from .._identity import SourceIdentity
 from .._incremental import CursorTracker
 from .._paged import DEFAULT_MAX_PAGES, PagedConnector
 from .._paginate import Page
-from .._records import value_at
+from .._records import follow_path
 from .._redaction import redact, register_secret
 from .._retry import Retrier, RetryPolicy
 from .._stream import Stream
@@ -224,7 +224,7 @@ class SOAPConnector(PagedConnector):
 
     def parse_records(self, stream: SOAPStream, body: Any, headers: Mapping[str, str]
                       ) -> list[Mapping[str, Any]]:
-        found = value_at(body, stream.record_path) if stream.record_path else body
+        found = follow_path(body, stream.record_path) if stream.record_path else body
         if found is None:
             return []
         records = found if isinstance(found, list) else [found]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -45,6 +45,13 @@ class ReadPlan:
         names = [*self.primary_key, *([self.cursor_field] if self.cursor_field else [])]
         return any(pa.types.is_binary(self.schema.field(n).type)
                    or pa.types.is_large_binary(self.schema.field(n).type) for n in names)
+
+    def keys_only(self) -> ReadPlan:
+        """This plan reading the primary-key columns alone (a key-only scan)."""
+        index = [self.schema.get_field_index(k) for k in self.primary_key]
+        return replace(self, columns=[self.columns[i] for i in index],
+                       schema=pa.schema([self.schema.field(i) for i in index]),
+                       cursor_field=None, converters=[self.converters[i] for i in index])
 
     def order_key(self, phase: str) -> list[str]:
         if phase == "rows" and self.cursor_field:

@@ -313,6 +313,16 @@ class RelationalConnector(Connector):
         return self._naming_where(stream, StreamRead(self, stream, plan,
                                                      dict(state or {})).batches())
 
+    def read_keys(self, stream: str | Stream, state: dict[str, Any] | None = None
+                  ) -> Iterator[pa.RecordBatch]:
+        """Yield the stream's primary keys in key order: ``SELECT key ... ORDER BY key`` in
+        keyset chunks of ``chunk_size``, each batch checkpointed and retried like a read."""
+        stream = self.stream(stream)
+        plan = self.plan(stream).keys_only()
+        scan = replace(stream, incremental=None, reconcile_deletes=None)
+        return self._naming_where(stream, StreamRead(self, scan, plan,
+                                                     dict(state or {})).batches())
+
     def _naming_where(self, stream: Stream, batches: Iterator[pa.RecordBatch]
                       ) -> Iterator[pa.RecordBatch]:
         """The batches of a read; a data error names connector, stream, column and key."""

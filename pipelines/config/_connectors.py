@@ -202,13 +202,19 @@ def incremental(spec: m.IncrementalFields) -> Incremental | None:
                        on_missing_cursor=spec.on_missing_cursor)
 
 
+def sync_settings(spec: m.IncrementalFields) -> dict[str, Any]:
+    """A stream's ``deletes``, ``reconcile_deletes`` and ``schema_contract``."""
+    return {"deletes": spec.deletes, "reconcile_deletes": spec.reconcile_deletes,
+            "schema_contract": spec.schema_contract}
+
+
 def _relational(settings: m.RelationalSettings, name: str) -> dict[str, Any]:
     from connectors import SQLQuery, SQLTable
 
     streams = []
     for spec in settings.streams:
         common = {"primary_key": tuple(spec.primary_key), "incremental": incremental(spec),
-                  "column_types": dict(spec.column_types)}
+                  "column_types": dict(spec.column_types), **sync_settings(spec)}
         if spec.query is not None:
             streams.append(SQLQuery(name=spec.name, sql=spec.query, **common))
         else:
@@ -239,7 +245,7 @@ def _rest(settings: m.RESTConnectorSpec, name: str) -> dict[str, Any]:
         paginator=paginator(s.paginator, f"connectors.{name}.streams.{s.name}"),
         params=dict(s.params), since_param=s.since_param, nested=s.nested,
         primary_key=tuple(s.primary_key), incremental=incremental(s),
-        max_pages=s.max_pages, max_response_bytes=s.max_response_bytes,
+        max_pages=s.max_pages, max_response_bytes=s.max_response_bytes, **sync_settings(s),
     ) for s in settings.streams]
     return {"streams": streams, "base_url": settings.base_url,
             "auth": auth(settings.auth, f"connectors.{name}.auth"),
@@ -260,7 +266,7 @@ def _soap(settings: m.SOAPConnectorSpec, name: str) -> dict[str, Any]:
         since_arg=s.since_arg, nested=s.nested, explode=s.explode,
         explode_keys=dict(s.explode_keys), primary_key=tuple(s.primary_key),
         incremental=incremental(s), max_pages=s.max_pages,
-        max_response_bytes=s.max_response_bytes,
+        max_response_bytes=s.max_response_bytes, **sync_settings(s),
     ) for s in settings.streams]
     return {"streams": streams, "wsdl": settings.wsdl, "username": settings.username,
             "password": settings.password, "digest": settings.digest,

@@ -11,7 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class Strict(BaseModel):
@@ -106,6 +113,28 @@ class IncrementalFields(Strict):
     primary_key: list[str] = []
     partition: Literal["daily"] | None = None
     partition_start: dt.date | None = None
+    # What the warehouse keeps as the source changes: deleted rows and schema drift.
+    deletes: Literal["hard", "soft", "keep"] | None = None
+    reconcile_deletes: Literal["hard", "soft"] | None = None
+    schema_contract: Literal["evolve", "freeze", "discard_columns", "discard_rows"] = "evolve"
+
+    @field_validator("deletes")
+    @classmethod
+    def _deletes_on_full_refresh(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("cursor"):
+            raise ValueError("deletes applies to full-refresh streams (no cursor); an "
+                             "incremental stream finds deleted rows with reconcile_deletes = "
+                             "\"hard\" | \"soft\" and headwater reconcile")
+        return value
+
+    @field_validator("reconcile_deletes")
+    @classmethod
+    def _reconcile_incremental(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("cursor"):
+            raise ValueError("reconcile_deletes applies to incremental streams (with a "
+                             "cursor); a full-refresh stream removes rows no longer at the "
+                             "source at every run (deletes = \"hard\" | \"soft\" | \"keep\")")
+        return value
 
     @model_validator(mode="after")
     def _partition(self) -> IncrementalFields:
@@ -139,6 +168,15 @@ class PagedStreamFields(IncrementalFields):
 
     max_pages: int | None = Field(None, ge=1)
     max_response_bytes: int | None = Field(None, ge=1)
+
+    @field_validator("reconcile_deletes")
+    @classmethod
+    def _keys_alone(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("a REST or SOAP source cannot list its keys alone, so its "
+                             "deletes cannot be reconciled; read the stream without a cursor "
+                             "(a full refresh removes the rows no longer at the source)")
+        return value
 
 
 class RESTStreamSpec(PagedStreamFields):

@@ -8,7 +8,20 @@ import sqlalchemy as sa
 
 from connectors import ConfigurationError
 
-from ._base import PROVENANCE_COLUMNS, STATE_TABLE, Provenance, Warehouse, quote, raw_table_name
+from ._base import (
+    DELETED_AT,
+    PROVENANCE_COLUMNS,
+    STATE_TABLE,
+    Provenance,
+    RowsGone,
+    SchemaDiff,
+    Settled,
+    Warehouse,
+    quote,
+    raw_table_name,
+    rebuild_hint,
+    rejects_table_name,
+)
 from ._duckdb import DuckDBWarehouse
 from ._locks import DEFAULT_LOCK_WAIT, StreamLocked
 
@@ -64,13 +77,19 @@ def _seconds(text: str) -> float:
 
 
 __all__ = [
+    "DELETED_AT",
     "PROVENANCE_COLUMNS",
     "STATE_TABLE",
     "DuckDBWarehouse",
     "Provenance",
+    "RowsGone",
+    "SchemaDiff",
+    "Settled",
     "StreamLocked",
     "Warehouse",
     "open_warehouse",
     "quote",
     "raw_table_name",
+    "rebuild_hint",
+    "rejects_table_name",
 ]

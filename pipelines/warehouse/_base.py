@@ -7,6 +7,13 @@ duplicates rows.
 
 Each stream has one writer at a time: a run holds :meth:`Warehouse.stream_lock` for
 its stream while it lands it (see ``_locks``).
+
+A table follows its source's columns: new ones are added, a type widens where no value
+changes (int32 to int64, a decimal with more digits), any other change is refused before
+anything is written (:meth:`Warehouse.schema_changes` tells the runner what a batch would
+change, so it can hold the stream to its contract first). Rows its source no longer
+holds are removed or marked (``_hw_deleted_at``) by :meth:`Warehouse.remove_gone`, in
+the transaction that ends the read which found them gone.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +37,8 @@ from ._locks import DEFAULT_LOCK_WAIT, PROCESS_LOCKS, LockHolder, stream_locked
 
 STATE_TABLE = "_headwater_state"
 PROVENANCE_COLUMNS = ("_hw_source", "_hw_stream", "_hw_extracted_at", "_hw_run_id")
+#: When a soft-deleted row was found gone from its source (null while it is there).
+DELETED_AT = "_hw_deleted_at"
 
 # DuckDB and PostgreSQL share the SQL standard's quoting rules; SQLAlchemy's PostgreSQL
 # preparer implements them (doubling embedded quotes), so no name is quoted by hand.
@@ -42,6 +52,70 @@ def quote(name: str) -> str:
 
 def raw_table_name(source: str, stream: str) -> str:
     return f"raw_{source}__{stream}"
+
+
+def rejects_table_name(source: str, stream: str) -> str:
+    """Where records refused by ``schema_contract = "discard_rows"`` go."""
+    return f"rejects_{source}__{stream}"
+
+
+def rebuild_hint(table: str) -> str:
+    """The command that rebuilds a raw table from scratch, for messages."""
+    if table.startswith("raw_") and "__" in table:
+        connector, _, stream = table.removeprefix("raw_").partition("__")
+        return (f"rebuild the table with `headwater state reset --drop {connector}.{stream}` "
+                "(drops it and its state; the next run lands the stream again)")
+    return "drop the table and reset the stream's state to land it again"
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """What landing a batch would change in its table's columns: columns ``added``
+    (name: type), types ``widened`` without changing a value and types ``refused`` (name:
+    (type now, type sent)). Empty for a table that does not exist yet."""
+
+    added: dict[str, str] = field(default_factory=dict)
+    widened: dict[str, tuple[str, str]] = field(default_factory=dict)
+    refused: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.widened or self.refused)
+
+    def describe(self) -> list[str]:
+        """One phrase per change: ``new column 'discount' (BIGINT)``, ..."""
+        return ([f"new column {n!r} ({t})" for n, t in self.added.items()]
+                + [f"column {n!r} {old} -> {new}" for n, (old, new) in self.widened.items()]
+                + [f"column {n!r} {old} -> {new}" for n, (old, new) in self.refused.items()])
+
+
+@dataclass(frozen=True)
+class RowsGone:
+    """Rows of a table that its source no longer holds, and what to do with them.
+
+    A complete full read finds them as the rows landed by none of its ``runs`` (and whose
+    key none of them sent to a table of ``seen_in``, such as the stream's rejects); a
+    reconciliation as the rows whose key is not in ``keys_table`` and that were landed
+    before it started (``before``). ``deletes`` is ``"hard"`` (removed) or ``"soft"``
+    (``_hw_deleted_at`` set, once). In the same transaction, ``forget`` lists state keys
+    to delete and ``drop`` tables to drop (the read's bookkeeping).
+    """
+
+    deletes: str
+    runs: tuple[str, ...] = ()
+    seen_in: tuple[str, ...] = ()
+    keys_table: str | None = None
+    primary_key: tuple[str, ...] = ()
+    before: dt.datetime | None = None
+    forget: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class Settled(NamedTuple):
+    """What :meth:`Warehouse.remove_gone` did: rows written, rows removed or marked."""
+
+    written: int
+    removed: int
 
 
 @dataclass(frozen=True)
@@ -162,6 +236,30 @@ class Warehouse(abc.ABC):
         """
 
     @abc.abstractmethod
+    def remove_gone(
+        self,
+        table: str,
+        gone: RowsGone,
+        *,
+        batch: pa.RecordBatch | pa.Table | None = None,
+        primary_key: tuple[str, ...] = (),
+        provenance: Provenance | None = None,
+        state_key: str | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> Settled:
+        """Merge ``batch`` (if any), remove or mark the rows ``gone`` describes, and save
+        ``state``, all in one transaction: a read ends with its deletes or not at all."""
+
+    @abc.abstractmethod
+    def schema_changes(self, table: str, schema: pa.Schema) -> SchemaDiff:
+        """What merging a batch of ``schema`` into ``table`` would change (nothing is
+        written)."""
+
+    @abc.abstractmethod
+    def drop_table(self, table: str) -> bool:
+        """Drop ``table`` if it exists; whether it did."""
+
+    @abc.abstractmethod
     def replace_tables(self, tables: dict[str, pa.Table]) -> None:
         """Replace each named table with the given rows, all in one transaction.
 
@@ -214,27 +312,72 @@ class Warehouse(abc.ABC):
         self.close()
 
 
-class TypeCheck:
-    """Decides whether an incoming column type may be written into an existing one."""
+_DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\((\d+),\s*(\d+)\)$")
 
-    def __init__(self, widenings: dict[str, set[str]]) -> None:
-        self._widenings = widenings
+
+def _decimal(type_: str) -> tuple[int, int] | None:
+    """(integer digits, scale) of a DECIMAL(p,s) or NUMERIC(p,s) type."""
+    found = _DECIMAL.match(type_)
+    if found is None:
+        return None
+    precision, scale = int(found[1]), int(found[2])
+    return precision - scale, scale
+
+
+class TypeCheck:
+    """Decides whether an incoming column type may be written into an existing one.
+
+    ``holds`` maps a type to the types that hold every value of it (a BIGINT column
+    holds an INTEGER); ``chains`` lists the exact widenings, narrowest first (INTEGER
+    to BIGINT changes no value). A decimal holds another with as many integer digits
+    and as many decimals.
+    """
+
+    def __init__(self, holds: dict[str, set[str]], chains: Sequence[Sequence[str]] = ()) -> None:
+        self._holds = holds
+        self._chains = [list(chain) for chain in chains]
 
     def compatible(self, existing: str, incoming: str) -> bool:
+        """Whether a column of type ``existing`` holds every ``incoming`` value as is."""
         existing, incoming = existing.upper(), incoming.upper()
-        if existing == incoming:
+        if existing == incoming or existing in self._holds.get(incoming, set()):
             return True
-        return existing in self._widenings.get(incoming, set())
+        wide, narrow = _decimal(existing), _decimal(incoming)
+        return bool(wide and narrow and wide[0] >= narrow[0] and wide[1] >= narrow[1])
+
+    def widens(self, existing: str, incoming: str) -> bool:
+        """Whether changing a column from ``existing`` to ``incoming`` changes no value."""
+        existing, incoming = existing.upper(), incoming.upper()
+        if _decimal(existing) and _decimal(incoming):
+            return self.compatible(incoming, existing)
+        return any(existing in chain and incoming in chain
+                   and chain.index(existing) < chain.index(incoming) for chain in self._chains)
+
+    def diff(self, existing: dict[str, str], incoming: dict[str, str]) -> SchemaDiff:
+        """What writing ``incoming`` columns into a table of ``existing`` ones changes."""
+        if not existing:
+            return SchemaDiff()
+        added, widened, refused = {}, {}, {}
+        for name, type_ in incoming.items():
+            if name not in existing:
+                added[name] = type_
+            elif self.compatible(existing[name], type_):
+                continue
+            elif self.widens(existing[name], type_):
+                widened[name] = (existing[name], type_)
+            else:
+                refused[name] = (existing[name], type_)
+        return SchemaDiff(added, widened, refused)
 
     def new_columns(self, table: str, existing: dict[str, str], incoming: dict[str, str]
                     ) -> dict[str, str]:
         """Columns to add to ``table``; raises ``DataContractError`` on a type change that
-        the existing column cannot hold (before anything is written)."""
-        for name, type_ in incoming.items():
-            if name in existing and not self.compatible(existing[name], type_):
-                raise DataContractError(
-                    f"{table}: column {name!r} is {existing[name]} in the warehouse but the "
-                    f"source now sends {type_}; nothing was written. Migrate the column (or "
-                    "drop the table and reset the stream's state) to accept the new type"
-                )
+        does not widen (before anything is written)."""
+        refused = self.diff(existing, incoming).refused
+        for name, (now, sent) in refused.items():
+            raise DataContractError(
+                f"{table}: column {name!r} is {now} in the warehouse but the source now "
+                f"sends {sent}, which it cannot hold without changing values; nothing was "
+                f"written. Declare the column's type on the stream, or {rebuild_hint(table)}"
+            )
         return {name: type_ for name, type_ in incoming.items() if name not in existing}

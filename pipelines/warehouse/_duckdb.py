@@ -16,9 +16,13 @@ import pyarrow.compute as pc
 from connectors import ConfigurationError, dumps_state, loads_state
 
 from ._base import (
+    DELETED_AT,
     PROVENANCE_COLUMNS,
     STATE_TABLE,
     Provenance,
+    RowsGone,
+    SchemaDiff,
+    Settled,
     TypeCheck,
     Warehouse,
     prepare_batch,
@@ -31,7 +35,7 @@ _TYPES = TypeCheck({
     **{small: set(_INTEGERS[i + 1:]) | {"DOUBLE"} for i, small in enumerate(_INTEGERS)},
     "UTINYINT": {"SMALLINT", "INTEGER", "BIGINT", "USMALLINT", "UINTEGER", "UBIGINT"},
     "FLOAT": {"DOUBLE"},
-})
+}, chains=[_INTEGERS, ["FLOAT", "DOUBLE"]])
 _PROVENANCE_DDL = {
     "_hw_source": "VARCHAR",
     "_hw_stream": "VARCHAR",
@@ -136,7 +140,8 @@ class DuckDBWarehouse(Warehouse):
         return {name: type_ for name, type_, *_ in rows}
 
     def _ensure_table(self, table: str, provenance: bool) -> tuple[list[str], bool]:
-        """Create or evolve ``table`` for the registered batch.
+        """Create or evolve ``table`` for the registered batch: new columns are added and
+        types widened where no value changes.
 
         Returns the batch's columns and whether the table was created just now.
         """
@@ -147,32 +152,129 @@ class DuckDBWarehouse(Warehouse):
             if provenance:
                 columns += [f"{quote(n)} {t}" for n, t in _PROVENANCE_DDL.items()]
             self._con.execute(f"CREATE TABLE {quote(table)} ({', '.join(columns)})")
-        else:
-            for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
-                self._con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {type_}")
-        self._columns[table] = {**existing, **incoming}
-        return list(incoming), not existing
+            self._columns[table] = {**incoming, **(_PROVENANCE_DDL if provenance else {})}
+            return list(incoming), True
+        for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
+            self._con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {type_}")
+        widened = _TYPES.diff(existing, incoming).widened
+        for name, (_, wider) in widened.items():
+            self._con.execute(f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(name)} "
+                              f"SET DATA TYPE {wider}")
+        # A column keeps its type unless it was widened: a narrower batch changes nothing.
+        self._columns[table] = {**existing, **{n: t for n, t in incoming.items()
+                                               if n not in existing or n in widened}}
+        return list(incoming), False
+
+    def schema_changes(self, table: str, schema: pa.Schema) -> SchemaDiff:
+        with self._lock:
+            existing = self._columns.get(table) or self._existing_columns(table)
+            if not existing:
+                return SchemaDiff()
+            self._con.register(_BATCH_VIEW, pa.table({f.name: pa.nulls(0, f.type)
+                                                      for f in schema}))
+            try:
+                incoming = self._incoming_columns()
+            finally:
+                self._con.unregister(_BATCH_VIEW)
+        return _TYPES.diff(existing, incoming)
 
     def merge(self, table, batch, primary_key, *, provenance=None, state_key=None, state=None):
-        batch = prepare_batch(batch, tuple(primary_key), table)
+        return self._write(table, batch, tuple(primary_key), provenance, state_key, state,
+                           None).written
+
+    def remove_gone(self, table, gone, *, batch=None, primary_key=(), provenance=None,
+                    state_key=None, state=None):
+        return self._write(table, batch, tuple(primary_key), provenance, state_key, state,
+                           gone)
+
+    def _write(self, table: str, batch: pa.RecordBatch | pa.Table | None,
+               primary_key: tuple[str, ...], provenance: Provenance | None,
+               state_key: str | None, state: dict[str, Any] | None,
+               gone: RowsGone | None) -> Settled:
+        if batch is not None:
+            batch = prepare_batch(batch, primary_key, table)
         with self._lock, self._threads_for_merge():
             self._con.begin()
             try:
-                self._con.register(_BATCH_VIEW, batch)
-                try:
-                    self._merge_registered(table, batch, primary_key, provenance)
-                    if state_key is not None:
-                        self._write_state(state_key, state or {},
-                                          provenance.run_id if provenance else None)
-                    self._before_commit(table)
-                finally:
-                    self._con.unregister(_BATCH_VIEW)
+                if batch is not None:
+                    self._con.register(_BATCH_VIEW, batch)
+                    try:
+                        self._merge_registered(table, batch, primary_key, provenance)
+                    finally:
+                        self._con.unregister(_BATCH_VIEW)
+                removed = self._remove(table, gone) if gone is not None else 0
+                if state_key is not None:
+                    self._write_state(state_key, state or {},
+                                      provenance.run_id if provenance else None)
+                self._before_commit(table)
                 self._con.commit()
             except BaseException:
                 self._con.rollback()
                 self._columns.pop(table, None)
                 raise
-        return batch.num_rows
+        return Settled(batch.num_rows if batch is not None else 0, removed)
+
+    def _remove(self, table: str, gone: RowsGone) -> int:
+        """Remove or mark the rows ``gone`` describes; how many."""
+        removed = 0
+        existing = self._columns.get(table) or self._existing_columns(table)
+        if existing:
+            target = quote(table)
+            condition, params = self._gone_condition(target, gone)
+            for seen in gone.seen_in:
+                if gone.keys_table is None and self._existing_columns(seen):
+                    runs = ", ".join("?" for _ in gone.runs)
+                    match = " AND ".join(f"s.{quote(c)} = {target}.{quote(c)}"
+                                         for c in gone.primary_key)
+                    condition += (f" AND NOT EXISTS (SELECT 1 FROM {quote(seen)} AS s "  # noqa: S608
+                                  f"WHERE {match} AND s.{quote('_hw_run_id')} IN ({runs}))")
+                    params += list(gone.runs)
+            if gone.deletes == "soft":
+                if DELETED_AT not in existing:
+                    self._con.execute(f"ALTER TABLE {target} ADD COLUMN {quote(DELETED_AT)} "
+                                      "TIMESTAMP WITH TIME ZONE")
+                    self._columns[table] = {**existing, DELETED_AT: "TIMESTAMP WITH TIME ZONE"}
+                sql = (f"UPDATE {target} SET {quote(DELETED_AT)} = ? "  # noqa: S608
+                       f"WHERE {quote(DELETED_AT)} IS NULL AND {condition}")
+                params = [gone.at, *params]
+            else:
+                sql = f"DELETE FROM {target} WHERE {condition}"  # noqa: S608
+            removed = self._con.execute(sql, params).fetchall()[0][0]
+            if gone.deletes == "soft" and gone.keys_table is not None:
+                # A key the scan found again is at the source: no longer deleted.
+                match = " AND ".join(f"k.{quote(c)} = {target}.{quote(c)}"
+                                     for c in gone.primary_key)
+                self._con.execute(
+                    f"UPDATE {target} SET {quote(DELETED_AT)} = NULL "  # noqa: S608
+                    f"WHERE {quote(DELETED_AT)} IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                    f"{quote(gone.keys_table)} AS k WHERE {match})")
+        for dropped in gone.drop:
+            self._con.execute(f"DROP TABLE IF EXISTS {quote(dropped)}")
+            self._columns.pop(dropped, None)
+        for key in gone.forget:
+            self._con.execute(f"DELETE FROM {quote(STATE_TABLE)} WHERE stream = ?", [key])  # noqa: S608
+        return int(removed)
+
+    @staticmethod
+    def _gone_condition(target: str, gone: RowsGone) -> tuple[str, list[Any]]:
+        if gone.keys_table is None:
+            runs = ", ".join("?" for _ in gone.runs) or "NULL"
+            run_id = f"{target}.{quote('_hw_run_id')}"
+            return f"({run_id} IS NULL OR {run_id} NOT IN ({runs}))", list(gone.runs)
+        match = " AND ".join(f"k.{quote(c)} = {target}.{quote(c)}" for c in gone.primary_key)
+        condition = (f"NOT EXISTS (SELECT 1 FROM {quote(gone.keys_table)} AS k "  # noqa: S608
+                     f"WHERE {match})")
+        if gone.before is None:
+            return condition, []
+        extracted = f"{target}.{quote('_hw_extracted_at')}"
+        return f"{condition} AND ({extracted} IS NULL OR {extracted} < ?)", [gone.before]
+
+    def drop_table(self, table: str) -> bool:
+        with self._lock:
+            existed = bool(self._existing_columns(table))
+            self._con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+            self._columns.pop(table, None)
+        return existed
 
     @contextlib.contextmanager
     def _threads_for_merge(self) -> Iterator[None]:

@@ -29,9 +29,13 @@ from connectors import DataContractError, dumps_state, loads_state
 from connectors.sql import translate_error
 
 from ._base import (
+    DELETED_AT,
     PROVENANCE_COLUMNS,
     STATE_TABLE,
     Provenance,
+    RowsGone,
+    SchemaDiff,
+    Settled,
     TypeCheck,
     Warehouse,
     prepare_batch,
@@ -48,7 +52,7 @@ _INTEGERS = ["SMALLINT", "INTEGER", "BIGINT"]
 _TYPES = TypeCheck({
     **{small: set(_INTEGERS[i + 1:]) for i, small in enumerate(_INTEGERS)},
     "REAL": {"DOUBLE PRECISION"},
-})
+}, chains=[_INTEGERS, ["REAL", "DOUBLE PRECISION"]])
 _PROVENANCE_DDL = {
     "_hw_source": "text",
     "_hw_stream": "text",
@@ -225,14 +229,15 @@ class PostgresWarehouse(Warehouse):
     def _ensure_table(self, cur: Any, table: str, schema: pa.Schema, provenance: bool,
                       primary_key: tuple[str, ...]) -> dict[str, str]:
         """Create or evolve ``table`` for a batch of ``schema``; its columns afterwards.
+        New columns are added and types widened where no value changes.
 
         Reads the catalog without a lock; only when something must change does it take
         the table's DDL lock, re-read, and change it.
         """
-        incoming = {f.name: pg_type(f.type).upper() for f in schema}
+        incoming = self._incoming(schema)
         known = self._columns.get(table)
         if (known is not None and self._keys.get(table) == frozenset(primary_key)
-                and not _TYPES.new_columns(table, known, incoming)):
+                and not _TYPES.diff(known, incoming)):
             return known
         existing = self._existing_columns(cur, table)
         self._keys[table] = frozenset(primary_key)
@@ -251,16 +256,34 @@ class PostgresWarehouse(Warehouse):
             return self._columns[table]
         for name, type_ in _TYPES.new_columns(table, existing, incoming).items():
             cur.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {quote(name)} {type_}")
+        widened = _TYPES.diff(existing, incoming).widened
+        for name, (_, wider) in widened.items():
+            cur.execute(f"ALTER TABLE {self._name(table)} ALTER COLUMN {quote(name)} "
+                        f"TYPE {wider}")
         if primary_key:
             self._ensure_key(cur, table, primary_key, existing)
-        self._columns[table] = {**existing, **incoming}
+        # A column keeps its type unless it was widened: a narrower batch changes nothing.
+        self._columns[table] = {**existing, **{n: t for n, t in incoming.items()
+                                               if n not in existing or n in widened}}
         return self._columns[table]
+
+    @staticmethod
+    def _incoming(schema: pa.Schema) -> dict[str, str]:
+        return {f.name: pg_type(f.type).upper() for f in schema}
+
+    def schema_changes(self, table: str, schema: pa.Schema) -> SchemaDiff:
+        with self._lock, self._con.cursor() as cur:
+            existing = self._columns.get(table)
+            if existing is None:
+                existing = self._existing_columns(cur, table)
+                self._con.commit()
+        return _TYPES.diff(existing, self._incoming(schema))
 
     def _settled(self, cur: Any, table: str, existing: dict[str, str],
                  incoming: dict[str, str], primary_key: tuple[str, ...]) -> bool:
         """Whether ``table`` exists with every incoming column and the key as its
         primary key already (so the merge needs no DDL)."""
-        if not existing or _TYPES.new_columns(table, existing, incoming):
+        if not existing or _TYPES.diff(existing, incoming):
             return False
         return not primary_key or set(self._existing_key(cur, table)) == set(primary_key)
 
@@ -303,13 +326,28 @@ class PostgresWarehouse(Warehouse):
             ) from exc
 
     def merge(self, table, batch, primary_key, *, provenance=None, state_key=None, state=None):
-        batch = prepare_batch(batch, tuple(primary_key), table)
+        return self._write(table, batch, tuple(primary_key), provenance, state_key, state,
+                           None).written
+
+    def remove_gone(self, table, gone, *, batch=None, primary_key=(), provenance=None,
+                    state_key=None, state=None):
+        return self._write(table, batch, tuple(primary_key), provenance, state_key, state,
+                           gone)
+
+    def _write(self, table: str, batch: pa.RecordBatch | pa.Table | None,
+               primary_key: tuple[str, ...], provenance: Provenance | None,
+               state_key: str | None, state: dict[str, Any] | None,
+               gone: RowsGone | None) -> Settled:
+        if batch is not None:
+            batch = prepare_batch(batch, primary_key, table)
         with self._lock, self._con.cursor() as cur:
             try:
-                columns = self._ensure_table(cur, table, batch.schema, provenance is not None,
-                                             tuple(primary_key))
-                if batch.num_rows:
-                    self._upsert(cur, table, batch, tuple(primary_key), provenance, columns)
+                if batch is not None:
+                    columns = self._ensure_table(cur, table, batch.schema,
+                                                 provenance is not None, primary_key)
+                    if batch.num_rows:
+                        self._upsert(cur, table, batch, primary_key, provenance, columns)
+                removed = self._remove(cur, table, gone) if gone is not None else 0
                 if state_key is not None:
                     self._write_state(cur, state_key, state or {},
                                       provenance.run_id if provenance else None)
@@ -320,7 +358,85 @@ class PostgresWarehouse(Warehouse):
                 self._columns.pop(table, None)
                 self._keys.pop(table, None)
                 raise
-        return batch.num_rows
+        return Settled(batch.num_rows if batch is not None else 0, removed)
+
+    def _remove(self, cur: Any, table: str, gone: RowsGone) -> int:
+        """Remove or mark the rows ``gone`` describes; how many."""
+        removed = 0
+        existing = self._columns.get(table) or self._existing_columns(cur, table)
+        if existing:
+            target = self._name(table)
+            params: list[Any] = [gone.at] if gone.deletes == "soft" else []
+            condition, more = self._gone_condition(target, gone, len(params) + 1)
+            params += more
+            for seen in gone.seen_in:
+                if gone.keys_table is None and self._existing_columns(cur, seen):
+                    first = len(params) + 1
+                    runs = ", ".join(f"${first + i}::text" for i in range(len(gone.runs)))
+                    match = " AND ".join(f"s.{quote(c)} = {target}.{quote(c)}"
+                                         for c in gone.primary_key)
+                    condition += (f" AND NOT EXISTS (SELECT 1 FROM {self._name(seen)} AS s "  # noqa: S608
+                                  f"WHERE {match} AND s._hw_run_id IN ({runs}))")
+                    params += list(gone.runs)
+            if gone.deletes == "soft":
+                if DELETED_AT not in existing:
+                    self._ddl_lock(cur, self.schema, table)
+                    cur.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS "
+                                f"{quote(DELETED_AT)} timestamp with time zone")
+                    self._columns[table] = {**existing,
+                                            DELETED_AT: "TIMESTAMP WITH TIME ZONE"}
+                sql = (f"UPDATE {target} SET {quote(DELETED_AT)} = $1::timestamptz "  # noqa: S608
+                       f"WHERE {quote(DELETED_AT)} IS NULL AND {condition}")
+            else:
+                sql = f"DELETE FROM {target} WHERE {condition}"  # noqa: S608
+            cur.execute(f"WITH gone AS ({sql} RETURNING 1) SELECT count(*) FROM gone",  # noqa: S608
+                        tuple(params) or None)
+            removed = int(cur.fetchall()[0][0])
+            if gone.deletes == "soft" and gone.keys_table is not None:
+                # A key the scan found again is at the source: no longer deleted.
+                match = " AND ".join(f"k.{quote(c)} = {target}.{quote(c)}"
+                                     for c in gone.primary_key)
+                cur.execute(
+                    f"UPDATE {target} SET {quote(DELETED_AT)} = NULL "  # noqa: S608
+                    f"WHERE {quote(DELETED_AT)} IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                    f"{self._name(gone.keys_table)} AS k WHERE {match})")
+        for dropped in gone.drop:
+            cur.execute(f"DROP TABLE IF EXISTS {self._name(dropped)}")
+            self._columns.pop(dropped, None)
+            self._keys.pop(dropped, None)
+        for key in gone.forget:
+            cur.execute(f"DELETE FROM {self._name(STATE_TABLE)} WHERE stream = $1", (key,))  # noqa: S608
+        return removed
+
+    def _gone_condition(self, target: str, gone: RowsGone, first: int
+                        ) -> tuple[str, list[Any]]:
+        """The SQL condition of the gone rows, with parameters numbered from ``first``."""
+        if gone.keys_table is None:
+            runs = ", ".join(f"${first + i}::text" for i in range(len(gone.runs))) or "NULL"
+            return (f"(_hw_run_id IS NULL OR _hw_run_id NOT IN ({runs}))", list(gone.runs))
+        match = " AND ".join(f"k.{quote(c)} = {target}.{quote(c)}" for c in gone.primary_key)
+        condition = (f"NOT EXISTS (SELECT 1 FROM {self._name(gone.keys_table)} AS k "  # noqa: S608
+                     f"WHERE {match})")
+        if gone.before is None:
+            return condition, []
+        return (f"{condition} AND (_hw_extracted_at IS NULL OR "
+                f"_hw_extracted_at < ${first}::timestamptz)", [gone.before])
+
+    def drop_table(self, table: str) -> bool:
+        with self._lock, self._con.cursor() as cur:
+            try:
+                cur.execute("SELECT to_regclass($1) IS NOT NULL", (self._name(table),))
+                existed = bool(cur.fetchall()[0][0])
+                self._ddl_lock(cur, self.schema, table)
+                cur.execute(f"DROP TABLE IF EXISTS {self._name(table)}")
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+            finally:
+                self._columns.pop(table, None)
+                self._keys.pop(table, None)
+        return existed
 
     def _upsert(self, cur: Any, table: str, batch: pa.RecordBatch | pa.Table,
                 primary_key: tuple[str, ...], provenance: Provenance | None,

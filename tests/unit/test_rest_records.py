@@ -74,7 +74,15 @@ def test_value_at_on_a_bare_list():
         pytest.param({"data": {"id": 6}}, "data", [{"id": 6}], id="single-object"),
         pytest.param({"id": 7}, "", [{"id": 7}], id="body-is-one-object"),
         pytest.param({"data": []}, "data", [], id="empty-list"),
-        pytest.param({"other": [{"id": 1}]}, "data", [], id="missing-path"),
+        pytest.param({}, "data", [], id="empty-body"),
+        pytest.param({"data": {"items": []}}, "data.items", [], id="nested-empty"),
+        pytest.param({"shipments": [{"id": 1, "events": [{"c": "a"}, {"c": "b"}]},
+                                    {"id": 2, "events": [{"c": "c"}]},
+                                    {"id": 3, "events": []}]},
+                     "shipments.events", [{"c": "a"}, {"c": "b"}, {"c": "c"}],
+                     id="through-a-repeated-element"),
+        pytest.param({"shipments": [{"id": 1, "event": {"c": "a"}}, {"id": 2, "event": None}]},
+                     "shipments.event", [{"c": "a"}], id="through-a-list-to-one-object"),
         pytest.param({"data": None}, "data", [], id="null"),
         pytest.param([], "", [], id="empty-bare-list"),
     ],
@@ -99,6 +107,32 @@ def test_select_records_refuses_what_is_not_objects(body, path, found):
         select_records(body, path)
     assert f"found {found}" in info.value.message
     assert "record_path" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "where", "keys"),
+    [
+        pytest.param({"data": [{"id": 1}], "next_cursor": "x"}, "date",
+                     "the top of the response has no 'date'", "['data', 'next_cursor']",
+                     id="a-typo"),
+        pytest.param({"results": {"items": [{"id": 1}], "total": 1}}, "results.itemz",
+                     "'results' has no 'itemz'", "['items', 'total']", id="nested"),
+        pytest.param({"shipments": [{"id": 1, "events": []}, {"id": 2, "extra": 1}]},
+                     "shipments.event", "the elements at 'shipments' have no 'event'",
+                     "['events', 'extra', 'id']", id="through-a-list"),
+    ],
+)
+def test_a_path_that_matches_nothing_in_a_response_with_content_is_an_error(body, path, where,
+                                                                             keys):
+    with pytest.raises(DataContractError, match="matches nothing in the response") as info:
+        select_records(body, path)
+    assert where in info.value.message and f"keys there: {keys}" in info.value.message
+    assert repr(path) in info.value.message and "record_path" in info.value.message
+
+
+def test_a_path_past_a_value_names_where_it_stops():
+    with pytest.raises(DataContractError, match="goes on past 'meta', which holds a int"):
+        select_records({"meta": 5}, "meta.items")
 
 
 def test_select_records_names_the_path_or_the_root():
