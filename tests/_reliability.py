@@ -22,7 +22,7 @@ RECORDS = ROOT / "test-artifacts" / "reliability"
 SECTIONS: dict[str, tuple[str, ...]] = {
     "crash": ("kind", "point", "warehouse", "kills", "rows", "lost", "duplicated", "changed"),
     "concurrent": ("warehouse", "runs", "outcome", "rows", "ids", "duplicated"),
-    "hostile": ("payload", "expected", "observed"),
+    "hostile": ("payload", "expected", "observed", "detail"),
     "secrets": ("secret", "place", "occurrences"),
     "deadlines": ("limit", "observed", "requests"),
 }
