@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import textwrap
 import threading
 from importlib import resources
 
@@ -63,7 +64,8 @@ def catalogue(payload: str, expected: str, error: BaseException | None, requests
     message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", message)
     record("hostile", payload, payload=payload, expected=expected,
            observed=f"{outcome}, {requests} request(s)",
-           detail="; ".join(filter(None, [detail, message[:200]])))
+           detail=textwrap.shorten("; ".join(filter(None, [detail, message])), 240,
+                                   placeholder=" ..."))
 
 
 # -- pagination that does not advance ---------------------------------------------------------

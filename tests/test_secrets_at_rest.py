@@ -67,9 +67,9 @@ def test_an_echoed_api_key_never_reaches_a_checkpoint_or_a_log(where, caplog):
         batches, final = read_all(connector, "items")
         stored = [dumps_state(checkpoint_of(batch)) for batch in batches]
     found = sum(occurrences(text) for text in [*stored, dumps_state(final), caplog.text])
-    payload = ("next links in a Link header" if where == "link" else "next links in the body")
-    record("hostile", f"{payload} that echo the API key", payload=f"{payload} that echo the "
-           "API key (given as a query parameter)", expected="answered, 5 request(s), key "
+    payload = (f"next links {'in a Link header' if where == 'link' else 'in the body'} that "
+               "echo the API key (given as a query parameter)")
+    record("hostile", payload, payload=payload, expected="answered, 5 request(s), key "
            "stored 0 times", observed=f"answered, {server.requests} request(s), key stored "
            f"{found} times", detail=f"{len(stored)} checkpoints and the DEBUG log searched")
     assert len(keys_of(batches, ("id",))) == PAGES * 3
