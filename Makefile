@@ -13,7 +13,7 @@ PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip ins
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo test lint bench reliability clean
 
 $(RUNTIME): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ bench: $(DEV)
 	$(BIN)/python bench/soap_extract.py
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/model_step.py
+
+# The reliability tests (crash matrix, concurrent runs, hostile inputs, secrets scan,
+# deadlines) record their figures; RELIABILITY.md is rendered from those records.
+reliability: $(DEV)
+	rm -rf test-artifacts/reliability
+	$(BIN)/python -m pytest -m reliability
+	$(BIN)/python -m tests.reliability_report
 
 clean:
 	rm -rf $(VENV) .headwater

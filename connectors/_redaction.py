@@ -8,6 +8,7 @@ appear, even in text this module cannot parse.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import threading
@@ -46,13 +47,15 @@ _AUTH_HEADER = re.compile(
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that it is masked wherever it appears later, also
-    URL-encoded (in a query string a log line or a link echoes).
+    URL-encoded (in a query string a log line or a link echoes) and XML-escaped (a
+    WS-Security PasswordText in an envelope zeep logs writes ``&`` as ``&amp;``).
 
     Values shorter than four characters are ignored: masking them would garble text.
     """
     if value and len(value) >= 4:
         with _lock:
-            _known_secrets.update({value, quote(value, safe=""), quote_plus(value)})
+            _known_secrets.update({value, quote(value, safe=""), quote_plus(value),
+                                   html.escape(value, quote=False), html.escape(value)})
 
 
 def redact(text: object) -> str:

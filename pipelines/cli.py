@@ -55,15 +55,25 @@ class Failures:
         return 1
 
 
+def debugging() -> bool:
+    """Whether ``HEADWATER_DEBUG`` asks for tracebacks (set, and not 0, false or no)."""
+    return os.environ.get("HEADWATER_DEBUG", "").strip().lower() not in ("", "0", "false",
+                                                                         "no", "off")
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a failure: headwater's own errors as they are, others with their
-    type (a traceback with ``HEADWATER_DEBUG=1``)."""
-    if os.environ.get("HEADWATER_DEBUG"):
-        traceback.print_exception(exc)
+    type. With ``HEADWATER_DEBUG=1`` the traceback of every failure, headwater's own
+    included, goes to standard error first, redacted like every other line."""
+    debug = debugging()
+    if debug:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+        sys.stderr.flush()
     if isinstance(exc, HeadwaterError):
         return redact(str(exc))
     detail = redact(str(exc).splitlines()[0] if str(exc) else "")
-    return f"{type(exc).__name__}: {detail} (set HEADWATER_DEBUG=1 for the traceback)"
+    hint = "" if debug else " (set HEADWATER_DEBUG=1 for the traceback)"
+    return f"{type(exc).__name__}: {detail}{hint}"
 
 
 def _targets(config: Config, targets: Sequence[str]) -> list[tuple[str, str | None]]:

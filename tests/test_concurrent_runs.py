@@ -14,7 +14,10 @@ import sqlalchemy as sa
 from pipelines.runner import run_stream
 from pipelines.warehouse import DuckDBWarehouse, StreamLocked, open_warehouse, quote
 from tests._landing import Finished, Paced, run_together
+from tests._reliability import record
 from tests.conftest import PG_URL
+
+pytestmark = pytest.mark.reliability
 
 ROWS = 2000
 # About two seconds of landing: long enough that a second run always meets the first.
@@ -44,6 +47,20 @@ def landed(url: str, table: str = "raw_paced__items") -> dict[str, int]:
         ).to_pylist()[0]
 
 
+def tally(case: str, warehouse: str, runs: int, outcome: str,
+          landings: list[dict[str, int]]) -> None:
+    """Record one concurrency case for RELIABILITY.md: rows and distinct ids landed (over
+    every table the case wrote), and the rows beyond one per id."""
+    rows, ids = sum(c["n"] for c in landings), sum(c["ids"] for c in landings)
+    record("concurrent", case, warehouse=warehouse, runs=runs, outcome=outcome, rows=rows,
+           ids=ids, duplicated=rows - ids)
+
+
+def exits(runs: list[Finished]) -> str:
+    return "exit " + ", ".join(str(r.returncode) for r in sorted(runs,
+                                                                  key=lambda r: r.returncode))
+
+
 def one_error_line(finished: Finished) -> str:
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1, finished.stderr
@@ -62,6 +79,10 @@ def test_a_second_run_of_a_stream_on_postgres_fails_naming_the_first(
     winner = next(r for r in runs if r.returncode == 0)
     loser = next(r for r in runs if r.returncode == 1)
     line = one_error_line(loser)
+    named = winner.report["run_id"] in line and "PostgreSQL backend pid" in line
+    tally("two runs of one stream, lock_wait = 0", "postgresql", 2,
+          f"{exits(runs)}; the second {'named' if named else 'did not name'} the first "
+          "(run id, since, backend pid)", [landed(pg_warehouse_url)])
     assert line.startswith(f"headwater: error: stream paced.items is being landed by run "
                            f"{winner.report['run_id']} since "), line
     assert "UTC (PostgreSQL backend pid " in line and "waited 0s" in line
@@ -78,6 +99,12 @@ def test_a_second_run_of_a_stream_on_postgres_waits_for_the_first(
 ) -> None:
     runs = run_together([spec(pg_warehouse_url, lock_wait=60) for _ in range(2)], tmp_path)
 
+    ok = [r.report for r in runs if r.report]
+    ended = sorted(ok, key=lambda r: r["ended"])
+    tally("two runs of one stream, lock_wait = 60", "postgresql", 2,
+          f"{exits(runs)}; the one that ended last landed "
+          f"{ended[-1]['rows'] if len(ended) == 2 else '?'} rows (it resumed from the state)",
+          [landed(pg_warehouse_url)])
     assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
     first, second = sorted((r.report for r in runs), key=lambda r: r["ended"])
     assert (first["rows"], second["rows"]) == (ROWS, 0)  # the second resumed from the state
@@ -90,6 +117,13 @@ def test_different_streams_land_side_by_side_on_postgres(pg_warehouse_url, tmp_p
     runs = run_together([spec(pg_warehouse_url, "a", lock_wait=0),
                          spec(pg_warehouse_url, "b", lock_wait=0)], tmp_path)
 
+    tables = ("raw_paced__a", "raw_paced__b")
+    reports = [r.report for r in runs if r.report]
+    overlap = len(reports) == 2 and max(reports[0]["commits"][0], reports[1]["commits"][0]) < \
+        min(reports[0]["commits"][-1], reports[1]["commits"][-1])
+    tally("two streams at once, lock_wait = 0", "postgresql", 2,
+          f"{exits(runs)}; commits {'interleaved' if overlap else 'did not interleave'}",
+          [landed(pg_warehouse_url, t) for t in tables])
     assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
     a, b = (r.report for r in runs)
     # Each committed many times over about two seconds; their commits interleave.
@@ -113,8 +147,13 @@ def test_racing_first_runs_create_the_schema_and_tables_once(pg_warehouse_url, t
 
     runs = run_together(specs, tmp_path)
 
+    tables = ("raw_paced__items", "raw_paced__a", "raw_paced__b", "raw_paced__c")
+    clean = sum(1 for r in runs if r.returncode == 0 and not r.stderr)
+    tally("six racing first runs (overlapping partitions, new schema)", "postgresql",
+          len(runs), f"{exits(runs)}; {clean} of {len(runs)} without a word on stderr",
+          [landed(pg_warehouse_url, t) for t in tables])
     assert [(r.returncode, r.stderr) for r in runs] == [(0, "")] * len(specs)
-    for table in ("raw_paced__items", "raw_paced__a", "raw_paced__b", "raw_paced__c"):
+    for table in tables:
         assert landed(pg_warehouse_url, table) == {"n": ROWS, "ids": ROWS}
     with open_warehouse(pg_warehouse_url) as warehouse:
         keys = warehouse.query(
@@ -132,6 +171,11 @@ def test_a_second_process_on_a_duckdb_warehouse_is_refused_naming_the_holder(tmp
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     runs = run_together([spec(url, lock_wait=0) for _ in range(2)], tmp_path)
 
+    refused = [r.stderr for r in runs if r.returncode == 1]
+    tally("two processes on one DuckDB file", "duckdb", 2,
+          f"{exits(runs)}; the second " + ("was refused naming the holding PID" if refused and
+                                           "(PID " in refused[0] else "was not refused"),
+          [landed(url)])
     assert sorted(r.returncode for r in runs) == [0, 1], [r.stderr for r in runs]
     winner = next(r for r in runs if r.returncode == 0)
     line = one_error_line(next(r for r in runs if r.returncode == 1))
@@ -164,6 +208,10 @@ def test_two_runs_of_a_stream_in_one_process_on_duckdb(tmp_path, wait) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
     results = sorted(outcomes.values(), key=lambda o: isinstance(o, StreamLocked))
+    said = ", ".join(type(o).__name__ if isinstance(o, Exception) else f"{o} rows"
+                     for o in results)
+    tally(f"two runs of one stream in one process, lock_wait = {wait}", "duckdb", 2, said,
+          [landed(f"duckdb:///{path}")])
     if wait:
         assert sorted(results) == [0, ROWS], results
     else:

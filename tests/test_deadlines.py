@@ -27,12 +27,20 @@ from connectors.soap import SOAPConnector, SOAPStream
 from connectors.testing import keys_of, read_all
 from headwater_demo.crm import CRMServer
 from headwater_demo.logistics import LogisticsServer
+from tests._reliability import record
 from tests.hostile_servers import Answer, HostileServer, drip, wall
+
+pytestmark = pytest.mark.reliability
 
 ONE_TRY = RetryPolicy(max_attempts=1)
 FAST_RETRY = RetryPolicy(max_attempts=20, base_delay=0.01, max_delay=0.02)
 PAGE = json.dumps({"data": [{"id": i} for i in range(5)]}).encode()
 SLACK = 1.0  # the acceptance bound: the deadline plus one second
+
+
+def timed(case: str, limit: float, elapsed: float, requests: int) -> None:
+    """Record one slow case for RELIABILITY.md: its limit and how long it took."""
+    record("deadlines", case, limit=limit, observed=round(elapsed, 2), requests=requests)
 
 
 def dripping(interval: float = 0.5, *, head: bool = False):
@@ -62,9 +70,10 @@ def rest(server: HostileServer, **options) -> RESTConnector:
 
 @pytest.mark.parametrize("server", [dripping, lambda: dripping(head=True), silent],
                          ids=["body-drip", "header-drip", "headers-then-silence"])
-def test_a_rest_page_fails_within_its_deadline(server) -> None:
+def test_a_rest_page_fails_within_its_deadline(server, request) -> None:
     with server() as slow, rest(slow, deadline=1.5, retry=ONE_TRY) as connector:
         elapsed, error = wall(lambda: read_all(connector, "items"))
+    timed(f"REST page, {request.node.callspec.id} (deadline)", 1.5, elapsed, slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert "gave no complete answer within 1.5 s (the request deadline)" in str(error)
     assert elapsed < 1.5 + SLACK
@@ -78,6 +87,8 @@ def test_max_elapsed_bounds_the_retried_request_under_the_default_deadline() -> 
     with dripping(0.2) as slow, rest(slow, timeout=5, max_elapsed=3,
                                      retry=FAST_RETRY) as connector:
         elapsed, error = wall(lambda: read_all(connector, "items"))
+    timed("REST page, body drip, retried under the default deadline (max_elapsed)", 3,
+          elapsed, slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert "what was left of max_elapsed 3 s" in str(error)
     assert elapsed < 3 + SLACK
@@ -89,6 +100,7 @@ def test_each_attempt_has_the_deadline_and_all_of_them_max_elapsed() -> None:
                                      retry=FAST_RETRY) as connector:
         elapsed, error = wall(lambda: read_all(connector, "items"))
         attempts = connector.client.stats["requests"]
+    timed("REST page, body drip, 1 s a try (max_elapsed)", 3.5, elapsed, slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert elapsed < 3.5 + SLACK
     assert attempts == slow.requests >= 3  # 1 s each, then what was left
@@ -105,9 +117,30 @@ def test_read_body_bounds_a_plain_streamed_response() -> None:
                 return read_body(response, deadline=deadline)
 
         elapsed, error = wall(fetch)
+    timed("a streamed body read by read_body, body drip (deadline)", 1.5, elapsed,
+          slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert "within 1.5 s (the model call deadline)" in str(error)
     assert elapsed < 1.5 + SLACK
+
+
+@pytest.mark.parametrize("head", [False, True], ids=["body-drip", "header-drip"])
+def test_a_model_call_fails_within_its_deadline(head) -> None:
+    from pipelines.models import OpenAICompatible
+    from pipelines.models._errors import ProviderError
+    from pipelines.models._providers import CompletionRequest
+
+    question = CompletionRequest("c-1", [{"role": "user", "content": "?"}], "answer",
+                                 {"type": "object"}, {}, timeout=1.5, max_output_tokens=10)
+    with dripping(head=head) as slow:
+        provider = OpenAICompatible(slow.url("/v1"), "drip-model")
+        elapsed, error = wall(lambda: provider.complete(question))
+        provider.close()
+    timed(f"model call, {'header' if head else 'body'} drip (timeout)", 1.5, elapsed,
+          slow.requests)
+    assert isinstance(error, ProviderError) and error.reason == "timeout", error
+    assert elapsed < 1.5 + SLACK
+    assert slow.requests == 1
 
 
 def test_a_body_read_in_time_is_the_response_content() -> None:
@@ -130,10 +163,12 @@ def soap(endpoint: str, *, username: str = "headwater", password: str = "Soap-Pa
 
 
 @pytest.mark.parametrize("server", [dripping, silent], ids=["body-drip", "silence"])
-def test_a_soap_operation_fails_within_its_operation_timeout(server) -> None:
+def test_a_soap_operation_fails_within_its_operation_timeout(server, request) -> None:
     with server() as slow, soap(slow.url("/logistics"), operation_timeout=1.5,
                                 retry=ONE_TRY) as connector:
         elapsed, error = wall(connector.check)
+    timed(f"SOAP operation, {request.node.callspec.id} (operation_timeout)", 1.5, elapsed,
+          slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert "within 1.5 s (the operation timeout)" in str(error)
     assert "ListShipments" in str(error)
@@ -146,6 +181,7 @@ def test_soap_retries_are_bounded_by_max_elapsed() -> None:
     with dripping(0.2) as slow, soap(slow.url("/logistics"), operation_timeout=1,
                                      max_elapsed=3, retry=FAST_RETRY) as connector:
         elapsed, error = wall(connector.check)
+    timed("SOAP operation, body drip, 1 s a try (max_elapsed)", 3, elapsed, slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert elapsed < 3 + SLACK
     assert slow.requests == connector.http.stats["requests"] >= 3
@@ -221,6 +257,7 @@ def test_a_token_request_fails_within_its_deadline() -> None:
         auth = OAuth2ClientCredentials(slow.url("/oauth/token"), "client-1", "Secret-Value-77",
                                        timeout=1.5, retry=ONE_TRY)
         elapsed, error = wall(lambda: auth.apply({}, {}))
+    timed("OAuth2 token request, body drip (timeout)", 1.5, elapsed, slow.requests)
     assert isinstance(error, RetriableSourceError)
     assert "within 1.5 s (the token request deadline)" in str(error)
     assert elapsed < 1.5 + SLACK

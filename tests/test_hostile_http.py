@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import textwrap
 import threading
 from importlib import resources
 
@@ -23,7 +25,10 @@ from connectors.rest import LinkHeader, RESTConnector, RESTStream
 from connectors.soap import SOAPConnector, SOAPStream
 from connectors.testing import keys_of, read_all
 from headwater_demo.logistics import LogisticsServer
+from tests._reliability import record
 from tests.hostile_servers import Answer, HostileServer, endless, measure_peak_rss_growth
+
+pytestmark = pytest.mark.reliability
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
 IDS = pa.schema([("id", pa.int64()), ("name", pa.string())])
@@ -50,6 +55,19 @@ def numbered(seen) -> int:
     return int(seen.query.get("page", ["1"])[0])
 
 
+def catalogue(payload: str, expected: str, error: BaseException | None, requests: int,
+              detail: str = "") -> None:
+    """Record one hostile input for RELIABILITY.md: what was expected, what happened (the
+    error type, or ``answered``, and the requests the source saw) and the message."""
+    outcome = type(error).__name__ if error is not None else "answered"
+    message = str(error).splitlines()[0] if error is not None else ""
+    message = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", message)
+    record("hostile", payload, payload=payload, expected=expected,
+           observed=f"{outcome}, {requests} request(s)",
+           detail=textwrap.shorten("; ".join(filter(None, [detail, message])), 240,
+                                   placeholder=" ..."))
+
+
 # -- pagination that does not advance ---------------------------------------------------------
 
 def test_an_always_new_link_over_the_same_records_stops_at_the_first_page_with_no_new_key():
@@ -61,6 +79,8 @@ def test_an_always_new_link_over_the_same_records_stops_at_the_first_page_with_n
         first = next(reader)
         with pytest.raises(DataContractError) as error:
             next(reader)
+    catalogue("next links always new over the same records", "DataContractError, 2 request(s)",
+              error.value, server.requests)
     assert server.requests == 2  # 1,316 requests before, until killed
     assert keys_of([first], ("id",)) == [(1,), (2,), (3,)]
     message = str(error.value)
@@ -73,8 +93,10 @@ def test_a_cycle_of_two_pages_under_fresh_links_stops_when_it_comes_round():
     server = HostileServer(lambda seen: page_of(
         pages[(numbered(seen) - 1) % 2 + 1], f"/items?page={numbered(seen) + 1}"))
     with server, rest(server) as connector, \
-            pytest.raises(DataContractError, match="page 3 of this read"):
+            pytest.raises(DataContractError, match="page 3 of this read") as error:
         read_all(connector, "items")
+    catalogue("a cycle of two pages under fresh links", "DataContractError, 3 request(s)",
+              error.value, server.requests)
     assert server.requests == 3
 
 
@@ -85,6 +107,8 @@ def test_pages_that_overlap_but_bring_new_keys_are_read_to_the_end():
 
     with HostileServer(respond) as server, rest(server) as connector:
         batches, _ = read_all(connector, "items")
+    catalogue("pages that overlap but each bring new keys", "answered, 6 request(s)", None,
+              server.requests, f"{len(keys_of(batches, ('id',)))} records read")
     assert server.requests == 6
     assert {k[0] for k in keys_of(batches, ("id",))} == set(range(5, 40))
 
@@ -99,6 +123,8 @@ def test_max_pages_stops_an_endless_source_and_the_next_read_goes_on_from_there(
         with pytest.raises(DataContractError) as error:
             for batch in connector.read("items"):
                 delivered.append(batch)
+        catalogue("a source that pages for ever (max_pages = 4)",
+                  "DataContractError, 4 request(s)", error.value, server.requests)
         assert server.requests == 4
         assert "max_pages=4" in str(error.value) and "'items'" in str(error.value)
         state = checkpoint_of(delivered[-1])
@@ -131,6 +157,10 @@ def test_an_oversized_response_fails_at_the_limit_without_being_read_whole(decla
         grown, error = measure_peak_rss_growth(lambda: read_all(connector, "items"))
         sent = server.body_bytes_sent
         requests_seen = server.requests
+    how = "with a Content-Length" if declared else "streamed without a length"
+    catalogue(f"a 256 MiB JSON response, {how} (max_response_bytes = 4 MiB)",
+              "DataContractError, 1 request(s)", error, requests_seen,
+              f"peak RSS grew {grown / MiB:.0f} MiB; {sent / MiB:.0f} MiB sent")
     assert isinstance(error, DataContractError)
     assert "connector 'hostile', stream 'items'" in str(error)
     assert "max_response_bytes limit of 4,194,304" in str(error)
@@ -145,8 +175,10 @@ def test_a_stream_sets_its_own_response_limit():
         stream = RESTStream(name="items", path="/items", record_path="data",
                             primary_key=("id",), schema=IDS, max_response_bytes=MiB)
         with RESTConnector("hostile", server.url(), [stream]) as connector, \
-                pytest.raises(DataContractError, match="limit of 1,048,576"):
+                pytest.raises(DataContractError, match="limit of 1,048,576") as error:
             read_all(connector, "items")
+        catalogue("a 256 MiB response to a stream with its own max_response_bytes (1 MiB)",
+                  "DataContractError, 1 request(s)", error.value, server.requests)
 
 
 # -- XML a hardened parser refuses ---------------------------------------------------------------
@@ -193,9 +225,15 @@ def test_xml_past_the_parser_limits_is_refused_once_and_named(logistics, replace
             soap(proxy.url("/logistics"), logistics) as connector, \
             pytest.raises(DataContractError) as error:
         connector.check()
+    catalogue(f"a SOAP response carrying {named}", "DataContractError, 1 request(s)",
+              error.value, proxy.requests)
     assert proxy.requests == 1  # downloaded once, not three times
     assert f"refused a response carrying {named}" in str(error.value)
     assert "not well-formed" not in str(error.value)
+
+
+PAYLOADS = {"billion_laughs": "a billion-laughs entity expansion", "doctype": "a DOCTYPE",
+            "external_entity": "an external entity"}
 
 
 @pytest.mark.parametrize(("fault", "named"), [
@@ -212,6 +250,8 @@ def test_entity_payloads_are_refused_once_and_named(logistics, fault, named):
                 connector.check()
         finally:
             logistics.faults.clear()
+    catalogue(f"a SOAP response with {PAYLOADS[fault]}",
+              "DataContractError, 1 request(s)", error.value, logistics.requests - before)
     assert logistics.requests - before == 1
     assert "refused a response carrying" in str(error.value) and named in str(error.value)
     assert "not well-formed" not in str(error.value)
@@ -229,6 +269,10 @@ def test_an_oversized_soap_response_fails_at_the_limit_once(logistics):
     with HostileServer(respond) as proxy, \
             soap(proxy.url("/logistics"), logistics, max_response_bytes=2 * MiB) as connector:
         grown, error = measure_peak_rss_growth(connector.check)
+        catalogue("a 256 MiB SOAP response (max_response_bytes = 2 MiB)",
+                  "DataContractError, 1 request(s)", error, proxy.requests,
+                  f"peak RSS grew {grown / MiB:.0f} MiB; "
+                  f"{proxy.body_bytes_sent / MiB:.0f} MiB sent")
         assert proxy.requests == 1
     assert isinstance(error, DataContractError)
     assert "max_response_bytes limit of 2,097,152" in str(error)
@@ -243,6 +287,8 @@ def test_xml_cut_short_is_still_retried(logistics):
         before = logistics.requests
         logistics.faults.malformed(1)
         connector.check()
+    catalogue("a SOAP response cut short, once", "answered, 2 request(s)", None,
+              logistics.requests - before, "retried: a transport fault, not a refusal")
     assert logistics.requests - before == 2
 
 
@@ -263,6 +309,9 @@ def test_a_5xx_that_is_not_a_soap_fault_is_retried_by_the_http_policy(logistics)
             soap(gateway.url("/logistics"), logistics) as connector:
         connector.check()
         assert connector.http.stats["retries"] == 2
+    catalogue("two 502 answers (not SOAP faults) before the real one",
+              "answered, 3 request(s)", None, gateway.requests,
+              "retried by the shared HTTP policy")
     assert gateway.requests == 3
 
 
@@ -271,6 +320,8 @@ def test_http_errors_of_the_soap_policy_name_the_operation(logistics):
             soap(down.url("/logistics"), logistics) as connector, \
             pytest.raises(RetriableSourceError) as error:
         connector.check()
+    catalogue("a SOAP endpoint answering 503 to every call", "RetriableSourceError, 3 request(s)",
+              error.value, down.requests)
     assert "operation ListShipments" in str(error.value)
     assert "answered 503" in str(error.value)
     assert down.requests == 3  # the policy's attempts, no second loop around them

@@ -21,6 +21,7 @@ from connectors import (
 from connectors.http import APIKey
 from connectors.rest import LinkHeader, NextURLInBody, Page, RESTConnector, RESTStream
 from connectors.testing import keys_of, read_all
+from tests._reliability import record
 from tests.hostile_servers import Answer, HostileServer
 
 KEY = "Echoed+Api/Key=42-zq"  # characters a link must percent-encode
@@ -58,12 +59,19 @@ def occurrences(text: str) -> int:
     return sum(text.count(form) for form in {KEY, quote(KEY, safe=""), quote(KEY)})
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("where", ["link", "body"])
 def test_an_echoed_api_key_never_reaches_a_checkpoint_or_a_log(where, caplog):
     with caplog.at_level(logging.DEBUG), echoing(where) as server, \
             connector_for(server, where, batch_size=2) as connector:
         batches, final = read_all(connector, "items")
         stored = [dumps_state(checkpoint_of(batch)) for batch in batches]
+    found = sum(occurrences(text) for text in [*stored, dumps_state(final), caplog.text])
+    payload = (f"next links {'in a Link header' if where == 'link' else 'in the body'} that "
+               "echo the API key (given as a query parameter)")
+    record("hostile", payload, payload=payload, expected="answered, 5 request(s), key "
+           "stored 0 times", observed=f"answered, {server.requests} request(s), key stored "
+           f"{found} times", detail=f"{len(stored)} checkpoints and the DEBUG log searched")
     assert len(keys_of(batches, ("id",))) == PAGES * 3
     assert server.requests == PAGES
     assert any("page=3" in text for text in stored)  # the next pages were stored...

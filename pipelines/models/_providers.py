@@ -29,7 +29,6 @@ from typing import Any
 import orjson
 import pydantic
 import requests
-from requests.adapters import HTTPAdapter
 
 from connectors import (
     NO_RETRY,
@@ -40,6 +39,7 @@ from connectors import (
     redact,
 )
 from connectors.http import BearerToken, HTTPClient, describe, retry_after_seconds
+from connectors.http._deadline import WatchedAdapter
 
 from .._canonical import canonical_json, estimate_tokens
 from ._errors import ProviderError
@@ -163,7 +163,8 @@ class OpenAICompatible(Provider):
         self._client = HTTPClient(auth=BearerToken(api_key) if api_key else None,
                                   retry=RetryPolicy(max_attempts=2, base_delay=0.2))
         # Worker threads share the session: one pooled connection each, none discarded.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        # Watched connections: post_within's deadline covers the status line and headers.
+        adapter = WatchedAdapter(pool_connections=1, pool_maxsize=pool_size)
         self._client.session.mount("http://", adapter)
         self._client.session.mount("https://", adapter)
         self._proxies = requests.utils.get_environ_proxies(self.base_url)

@@ -1,12 +1,16 @@
 """One HTTP request under a wall deadline, from connect to the last byte of the body.
 
 A ``requests`` timeout bounds the connect and each socket read, not the request: an
-endpoint that drips a byte every 0.15 s never times out. :func:`post_within` streams the
-body and, before every read, sets the socket's timeout to what is left of the deadline
-(a monotonic clock), so no read waits past it; a passed deadline or a set ``abort``
-closes the connection, which also tells the endpoint to stop (inference servers abort
-a generation whose client went away). A call that gives up therefore holds no socket
-and no thread afterwards: requests in flight never exceed the threads sending them.
+endpoint that drips a byte every 0.15 s never times out. :func:`post_within` sends the
+request under a :class:`~connectors.http.Deadline` whose watchdog shuts the socket down
+if the status line and headers are still arriving when the time is up (the session's
+adapters must be ``WatchedAdapter`` s, as :class:`~connectors.http.HTTPClient` mounts
+them); it then streams the body and, before every read, sets the socket's timeout to
+what is left of the deadline (a monotonic clock), so no read waits past it. A passed
+deadline or a set ``abort`` closes the connection, which also tells the endpoint to stop
+(inference servers abort a generation whose client went away). A call that gives up
+therefore holds no socket and no thread afterwards: requests in flight never exceed the
+threads sending them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 import requests
 import urllib3
 
-from connectors.http import describe
+from connectors.http import Deadline, describe
+from connectors.http._deadline import armed
 
 from ._errors import ProviderError
 
@@ -56,16 +61,23 @@ def post_within(session: requests.Session, url: str, body: bytes, headers: Mappi
     left = deadline - started
     if left <= 0:
         raise _timed_out(url, 0.0, 0)
+    headers_by = Deadline(left, label="the model call deadline")
     try:
-        response = session.post(
-            url, data=body, stream=True, proxies=dict(proxies or {}),
-            headers={**headers, "Content-Type": "application/json",
-                     "X-Client-Request-Id": client_id},
-            timeout=(min(connect_timeout, left), left))
+        with headers_by, armed(headers_by):
+            response = session.post(
+                url, data=body, stream=True, proxies=dict(proxies or {}),
+                headers={**headers, "Content-Type": "application/json",
+                         "X-Client-Request-Id": client_id},
+                timeout=(min(connect_timeout, left), left))
     except requests.Timeout:
         raise _timed_out(url, time.monotonic() - started, 0) from None
     except requests.RequestException as exc:
+        if headers_by.fired:  # the watchdog cut a status line or headers still arriving
+            raise _timed_out(url, time.monotonic() - started, 0) from None
         raise _network(url, exc, None) from None
+    if headers_by.fired:  # the headers came in just as it cut the socket
+        response.close()
+        raise _timed_out(url, time.monotonic() - started, 0)
     request_id = response.headers.get("x-request-id") or client_id
     content = _read_body(response, url, deadline, started, abort, request_id)
     return Reply(response.status_code, response.reason or "", response.headers, content,

@@ -120,6 +120,19 @@ def test_registered_secret_is_masked_anywhere_in_text():
     assert redact(text) == "driver said: login 'svc' with *** rejected (***)"
 
 
+def test_registered_secret_is_masked_where_xml_escapes_it():
+    """A WS-Security PasswordText in an envelope (zeep logs them at DEBUG) is escaped."""
+    from lxml import etree
+
+    secret = "St&ck<pw>9'\""
+    register_secret(secret)
+    password = etree.Element("Password", Type="...#PasswordText")
+    password.text = secret
+    envelope = etree.tostring(password).decode()
+    assert secret not in envelope  # lxml wrote it escaped
+    assert redact(envelope) == '<Password Type="...#PasswordText">***</Password>'
+
+
 def test_longer_registered_secret_is_masked_before_a_shorter_one_inside_it():
     register_secret("abcd")
     register_secret("abcd1234")
