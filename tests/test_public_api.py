@@ -35,7 +35,8 @@ PINNED = {
     connectors.http: [
         "DEFAULT_DEADLINE", "DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "APIKey", "Auth",
         "BasicAuth", "BearerToken", "Deadline", "HTTPClient", "OAuth2ClientCredentials",
-        "RateLimit", "describe", "read_body", "retry_after_seconds", "wait_needed",
+        "RateLimit", "WatchedAdapter", "armed", "describe", "read_body",
+        "retry_after_seconds", "wait_needed",
     ],
     connectors.rest: [
         "CursorInBody", "DateWindows", "LinkHeader", "NextURLInBody", "Offset", "Page", "PageLoop",

@@ -3,7 +3,7 @@ bounds, redaction)."""
 
 from ._auth import APIKey, Auth, BasicAuth, BearerToken, OAuth2ClientCredentials
 from ._client import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, HTTPClient, describe, retry_after_seconds
-from ._deadline import DEFAULT_MAX_RESPONSE_BYTES, Deadline, read_body
+from ._deadline import DEFAULT_MAX_RESPONSE_BYTES, Deadline, WatchedAdapter, armed, read_body
 from ._ratelimit import RateLimit, wait_needed
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "HTTPClient",
     "OAuth2ClientCredentials",
     "RateLimit",
+    "WatchedAdapter",
+    "armed",
     "describe",
     "read_body",
     "retry_after_seconds",

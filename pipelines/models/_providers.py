@@ -38,8 +38,7 @@ from connectors import (
     RetryPolicy,
     redact,
 )
-from connectors.http import BearerToken, HTTPClient, describe, retry_after_seconds
-from connectors.http._deadline import WatchedAdapter
+from connectors.http import BearerToken, HTTPClient, WatchedAdapter, describe, retry_after_seconds
 
 from .._canonical import canonical_json, estimate_tokens
 from ._errors import ProviderError

@@ -25,8 +25,7 @@ from typing import Any
 import requests
 import urllib3
 
-from connectors.http import Deadline, describe
-from connectors.http._deadline import armed
+from connectors.http import Deadline, armed, describe
 
 from ._errors import ProviderError
 
