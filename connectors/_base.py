@@ -36,6 +36,11 @@ class Connector(abc.ABC):
 
     #: The technology of the source, as catalogs name it; kind bases set their own.
     kind: str = "custom"
+    #: Whether a read of a stream without a cursor, begun without state, reads everything
+    #: the source holds, so rows it does not bring were deleted at the source (``deletes``
+    #: then defaults to ``"hard"``). The SQL, ODBC, REST and SOAP bases do; a connector of
+    #: your own that reads only what is new by a checkpoint of its own must not say so.
+    full_reads_mirror_source: bool = False
 
     #: The connector's name, used in table names and state keys.
     name: str = ""

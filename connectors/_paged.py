@@ -93,6 +93,8 @@ class PagedConnector(Connector):
     one response (``None``: unbounded), for every stream that does not set its own.
     """
 
+    full_reads_mirror_source = True
+
     def __init__(self, name: str | None, streams: Sequence[Stream] | None, *,
                  batch_size: int = 10_000, max_pages: int = DEFAULT_MAX_PAGES,
                  max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES) -> None:

@@ -68,7 +68,9 @@ class Stream:
     @property
     def deletes_mode(self) -> str | None:
         """What a complete read does with rows it no longer finds (``None``: an
-        incremental stream, which cannot tell)."""
+        incremental stream, which cannot tell); ``"hard"`` unless declared, for a
+        connector whose reads without a cursor read the whole source
+        (``Connector.full_reads_mirror_source``; the runner checks it)."""
         return (self.deletes or "hard") if self.full_refresh else None
 
     @property

@@ -208,7 +208,8 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
     progress.start(key)
     primary_key = connector.primary_key(declared)
     ending = _begin_full_read(warehouse, declared, key, run_id, state, primary_key,
-                              rejects_table_name(connector.name, declared.name))
+                              rejects_table_name(connector.name, declared.name),
+                              connector.full_reads_mirror_source)
     result.deletes = ending.deletes if ending is not None else None
     landing = _Landing(connector, declared, warehouse, result, provenance, primary_key)
 
@@ -235,6 +236,7 @@ def _land(connector: Connector, declared: Stream, warehouse: Warehouse, key: str
                 landing.waiting.append(batch)
                 pending_rows += batch.num_rows
                 behind.count(batch)
+                progress.update(key, result.rows + pending_rows)
             due = pending_rows >= every.rows or (
                 pending_rows and time.monotonic() - last_commit >= every.seconds)
             if ending is not None and carried is not None and not batch.num_rows and not due:
@@ -282,12 +284,14 @@ class _RereadCounter:
 
 def _begin_full_read(warehouse: Warehouse, declared: Stream, key: str, run_id: str,
                      state: dict[str, Any] | None, primary_key: tuple[str, ...],
-                     rejects: str) -> RowsGone | None:
+                     rejects: str, mirrors: bool) -> RowsGone | None:
     """For a full-refresh stream that mirrors its source: record this run among the runs
     of the read in progress (before it lands a row), and what the end of the read
     removes: rows none of its runs landed or sent to ``rejects``. ``None`` for streams
     that keep every row."""
     mode = declared.deletes_mode
+    if declared.deletes is None and not mirrors:
+        mode = None  # a connector of a new kind says when its reads are complete
     if mode not in ("hard", "soft"):
         return None
     marker = full_read_key(key)

@@ -21,6 +21,7 @@ class Scripted(Connector):
 
     name = "scripted"
     streams = (Stream("items", primary_key=("id",)),)
+    full_reads_mirror_source = True  # each script is the whole source
 
     def __init__(self, script) -> None:
         super().__init__()
@@ -106,6 +107,17 @@ def test_a_run_killed_after_a_few_seconds_has_committed_its_progress(tmp_path) -
         assert warehouse.query(
             'SELECT count(*) AS n, count(DISTINCT id) AS ids FROM "raw_paced__items"'
         ).to_pylist() == [{"n": 40_000, "ids": 40_000}]
+
+
+def test_a_connector_of_a_new_kind_keeps_rows_unless_it_says_its_reads_are_complete(
+        tmp_path) -> None:
+    class Partial(Scripted):
+        full_reads_mirror_source = False  # reads only what is new, by a checkpoint of its own
+
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        assert run_stream(Partial([([1, 2], {"after": 2})]), "items", warehouse).deletes is None
+        second = run_stream(Partial([([3], {"after": 3})]), "items", warehouse)
+        assert (second.removed, warehouse.row_count("raw_scripted__items")) == (0, 3)
 
 
 def test_a_full_refresh_that_fails_keeps_its_last_checkpoint_and_removes_nothing(tmp_path

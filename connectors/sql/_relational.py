@@ -46,6 +46,8 @@ class RelationalConnector(Connector):
     plan a reflected table, and fetch one keyset chunk (:meth:`fetch`).
     """
 
+    full_reads_mirror_source = True
+
     #: Names the database in messages, never with credentials.
     where: str = ""
     #: The SQLAlchemy dialect name SQL is generated for.
