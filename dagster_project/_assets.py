@@ -24,14 +24,13 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
-    AutomationCondition,
     Backoff,
-    DailyPartitionsDefinition,
     Failure,
     FreshnessPolicy,
     Jitter,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     RetryPolicy,
     asset,
     multi_asset,
@@ -63,6 +62,7 @@ from pipelines.config import ConnectorConfig, models
 from pipelines.runner import run_stream
 from pipelines.warehouse import quote, raw_table_name
 
+from ._deploy import AFTER_UPSTREAM, partition_arguments, partitions_definition, source_pool
 from ._metadata import (
     LINEAGE_TABLE,
     arrow_column_schema,
@@ -80,7 +80,7 @@ from ._translator import HeadwaterTranslator, code_version
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
                            jitter=Jitter.PLUS_MINUS)
 FATAL = (AuthenticationError, ConfigurationError, DataContractError, NormalizationError)
-EAGER = AutomationCondition.eager()
+EAGER = AFTER_UPSTREAM
 
 
 @contextlib.contextmanager
@@ -111,11 +111,9 @@ def source_specs(config: ConnectorConfig, connector: Connector,
     return list(found.values())
 
 
-def partitions_for(spec: models.PartitionSpec | None) -> DailyPartitionsDefinition | None:
-    """Daily partitions for a stream declared with ``partition = "daily"``."""
-    if spec is None:
-        return None
-    return DailyPartitionsDefinition(start_date=spec.start.isoformat(), timezone="UTC")
+def partitions_for(spec: models.PartitionSpec | None) -> PartitionsDefinition | None:
+    """Daily or key-range partitions for a stream declared with ``partition``."""
+    return partitions_definition(spec)
 
 
 def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, warehouse: str,
@@ -123,7 +121,8 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
     """One stream landed in ``raw_<connector>__<stream>``, partitioned by day if declared."""
     name = config.name
     table = raw_table_name(name, stream)
-    partitions = partitions_for(config.partitions().get(stream))
+    spec = config.partitions().get(stream)
+    partitions = partitions_for(spec)
     naive = connector.kind in ("sql", "odbc")
     identity = connector.describe_source(stream)
     declared = connector.stream(stream)
@@ -135,16 +134,16 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
         tags=translator.tags(config),
         code_version=code_version(config.kind, config.cls and config.cls.__qualname__,
                                   repr(declared)),
-        retry_policy=RETRY_POLICY, partitions_def=partitions,
+        retry_policy=RETRY_POLICY, partitions_def=partitions, pool=source_pool(config),
         description=f"{name}.{stream} landed in {table} from {identity.label()}",
         metadata={"table": table}, freshness_policy=None if partitions else freshness(config),
     )
     def _raw(context: AssetExecutionContext, headwater: HeadwaterResource) -> MaterializeResult:
-        window = _window(context, naive) if partitions else None
         with failing_fast(), headwater.connector(name) as source, \
                 headwater.warehouse() as store:
-            result = run_stream(source, stream, store, run_id=context.run.run_id,
-                                window=window)
+            part = partition_arguments(context, spec, source=source, stream=stream,
+                                       warehouse=store, naive=naive)
+            result = run_stream(source, stream, store, run_id=context.run.run_id, **part)
             landed = table in store.tables()  # not yet, when no window had rows so far
             rows = store.row_count(table) if landed else 0
             empty = f"SELECT * FROM {quote(table)} LIMIT 0"  # noqa: S608
@@ -174,14 +173,6 @@ def freshness(config: ConnectorConfig) -> FreshnessPolicy:
     hours = float(config.settings.freshness_hours or DEFAULT_FRESHNESS_HOURS)
     return FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=hours),
                                        warn_window=dt.timedelta(hours=hours / 2))
-
-
-def _window(context: AssetExecutionContext, naive: bool) -> tuple[dt.datetime, dt.datetime]:
-    start, end = context.partition_time_window
-    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    if naive:  # SQL sources compare with naive timestamps read as UTC
-        return start.replace(tzinfo=None), end.replace(tzinfo=None)
-    return start, end
 
 
 def reference_asset(name: str, spec: NormalizationSpec, translator: HeadwaterTranslator

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from connectors import ConfigurationError, Connector, Stream, checkpoint_of
+from connectors import ConfigurationError, Connector, KeyRange, Stream, checkpoint_of
 
 from .progress import Progress, Silent
 from .warehouse import Provenance, Warehouse, raw_table_name
@@ -123,6 +123,7 @@ def run_stream(
     window: tuple[Any, Any] | None = None,
     commit_seconds: float = COMMIT_SECONDS,
     lock_wait: float | None = None,
+    key_range: KeyRange | None = None,
 ) -> StreamResult:
     """Land one stream in ``raw_<connector>__<stream>``, resuming from its saved state.
 
@@ -140,7 +141,9 @@ def run_stream(
     continuing from the stream's state; its checkpoints are kept under a key of its own
     (``connector.stream@start``), so a killed partition resumes and a backfill of many
     partitions never moves the stream's incremental cursor (partitions hold locks of
-    their own, so they land side by side).
+    their own, so they land side by side). ``key_range`` does the same for the rows of
+    one range of a key column (``connector.stream@id[1000,2000)``), for SQL and ODBC
+    streams without a usable time column.
     """
     declared = connector.stream(stream)
     run_id = run_id or new_run_id()
@@ -148,6 +151,9 @@ def run_stream(
     if window is not None:
         declared = windowed(declared, window)
         key = f"{key}@{_bound_text(window[0])}"
+    if key_range is not None:
+        declared = key_ranged(connector, declared, key_range)
+        key = f"{key}@{key_range.label()}"
     with warehouse.stream_lock(key, run_id, wait=lock_wait):
         return _land(connector, declared, warehouse, key, run_id, progress or Silent(),
                      prefetch, _Every(commit_rows, commit_seconds), on_batch)
@@ -221,6 +227,17 @@ def windowed(stream: Stream, window: tuple[Any, Any]) -> Stream:
         )
     start, end = window
     return replace(stream, incremental=replace(stream.incremental, start=start, end=end))
+
+
+def key_ranged(connector: Connector, stream: Stream, key_range: KeyRange) -> Stream:
+    """``stream`` limited to the rows of ``key_range`` (SQL and ODBC streams)."""
+    if not hasattr(stream, "key_range"):
+        raise ConfigurationError(
+            f"connector {connector.name!r}, stream {stream.name!r}: a {connector.kind} stream "
+            "cannot be read by key range; partition it by day of its cursor "
+            "(partition = \"daily\") instead"
+        )
+    return replace(stream, key_range=key_range)
 
 
 def _bound_text(bound: Any) -> str:

@@ -15,7 +15,7 @@ import pipelines.warehouse
 PINNED = {
     connectors: [
         "NO_RETRY", "AuthenticationError", "ConfigurationError", "Connector",
-        "DataContractError", "HeadwaterError", "Incremental", "MissingCursor",
+        "DataContractError", "HeadwaterError", "Incremental", "KeyRange", "MissingCursor",
         "ODBCConnector", "RESTConnector", "RESTStream", "RecordBatcher", "RedactingFilter",
         "Retrier", "RetriableSourceError", "RetryPolicy",
         "SOAPConnector", "SOAPStream", "SQLConnector", "SQLQuery", "SQLTable",

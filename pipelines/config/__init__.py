@@ -27,6 +27,7 @@ from connectors import ConfigurationError, Connector
 from . import _models as models
 from ._connectors import ConnectorConfig, incremental, retry_policy, stream_name
 from ._load import parse
+from ._models import DagsterSettings
 from ._references import import_module, load_reference
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Config:
     models: dict[str, models.ModelDeclaration] = field(default_factory=dict)
     origin: str = EMBEDDED_ORIGIN
     folder: Path | None = None
+    dagster: DagsterSettings = field(default_factory=DagsterSettings)
 
     def connector_names(self) -> list[str]:
         return list(self.connectors)
@@ -130,4 +132,4 @@ def read_config(text: str, origin: str, folder: Path | None, overrides: Sequence
     """A configuration from TOML ``text`` (``folder``: where its references import from)."""
     parsed, connectors = parse(text, origin, folder, overrides)
     return Config(parsed.warehouse.url, connectors, parsed.normalization, parsed.contexts,
-                  parsed.models, origin, folder)
+                  parsed.models, origin, folder, parsed.dagster)
