@@ -122,3 +122,47 @@ def test_a_backfill_of_key_ranges_through_dagster_lands_every_order_once(tmp_pat
     split = states["erp.orders_by_key@split"]["state"]
     assert split["count"] == 4 and len(split["splits"]) == 3
     assert len([k for k in states if k.startswith("erp.orders_by_key@order_no[")]) == 4
+
+
+# Dagster's own test helper passes a beta parameter to AssetSelection.all internally.
+@pytest.mark.filterwarnings("ignore:Parameter `include_sources`:Warning")
+def test_downstream_of_partitions_runs_once_every_partition_is_in() -> None:
+    from dagster import (
+        DagsterInstance,
+        StaticPartitionsDefinition,
+        asset,
+        evaluate_automation_conditions,
+    )
+
+    from dagster_project._deploy import AFTER_UPSTREAM
+
+    parts = StaticPartitionsDefinition(["1-of-4", "2-of-4", "3-of-4", "4-of-4"])
+
+    @asset(partitions_def=parts)
+    def raw_items() -> None:
+        return None
+
+    @asset(deps=[raw_items], automation_condition=AFTER_UPSTREAM)
+    def clean_items() -> None:
+        return None
+
+    requested = []
+    with DagsterInstance.ephemeral() as instance:
+        cursor = None
+
+        def tick() -> int:
+            nonlocal cursor
+            result = evaluate_automation_conditions(defs=[raw_items, clean_items],
+                                                    instance=instance, cursor=cursor)
+            cursor = result.cursor
+            return result.get_num_requested(clean_items.key)
+
+        requested.append(tick())
+        for key in ["1-of-4", "2-of-4", "3-of-4", "4-of-4"]:
+            assert materialize([raw_items], instance=instance, partition_key=key).success
+            requested.append(tick())
+        requested.append(tick())
+        assert materialize([raw_items], instance=instance, partition_key="2-of-4").success
+        requested.append(tick())
+    # Nothing while partitions are missing, once when the last lands, once per new landing.
+    assert requested == [0, 0, 0, 0, 1, 0, 1]
