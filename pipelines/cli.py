@@ -168,7 +168,8 @@ def cmd_state(config: Config, args: argparse.Namespace) -> int:
         if not args.targets:
             raise ConfigurationError("state reset needs targets: connector.stream or connector")
         for target in args.targets:
-            keys = [k for k in states if k == target or k.split(".")[0] == target]
+            keys = [k for k in states if k == target or k.startswith(f"{target}@")
+                    or k.split(".")[0] == target]
             if not keys:
                 raise ConfigurationError(f"no saved state for {target!r}")
             for key in keys:
@@ -272,6 +273,7 @@ def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
         if args.quarantined:
             return _reprocess(warehouse, spec, args.entities, run_id)
         run = clean_all(warehouse, spec, run_id=run_id, entities=args.entities or None,
+                        full=getattr(args, "full", False),
                         on_result=lambda result: print(_clean_summary(result)))
     if run.parties is not None:
         parties = run.parties
@@ -311,6 +313,8 @@ def _reprocess(warehouse: Warehouse, spec: NormalizationSpec, entities: list[str
 
 def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
     superseded = f", {result.superseded_rows:,} superseded" if result.superseded_rows else ""
+    if getattr(result, "mode", None) == "incremental":
+        verb = f"new {verb}"
     line = (f"{result.entity}: {result.raw_rows:,} {verb} -> {result.clean_rows:,} clean, "
             f"{result.quarantined_rows:,} quarantined ({result.quarantine_share:.1%})"
             f"{superseded} in {sum(result.seconds.values()):.2f}s")
@@ -368,6 +372,10 @@ def parser() -> argparse.ArgumentParser:
     normalize.add_argument("entities", nargs="*", metavar="entity")
     normalize.add_argument("--quarantined", action="store_true",
                            help="re-process only the rows now in quarantine")
+    normalize.add_argument("--full", action="store_true",
+                           help="rebuild the clean and quarantine tables from every landed "
+                                "row (default: only rows landed since the last run, once the "
+                                "clean table exists)")
     normalize.set_defaults(fn=cmd_normalize)
     context = sub.add_parser("context", help="build the declared context documents (all by "
                              "default)")

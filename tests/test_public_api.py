@@ -56,8 +56,8 @@ PINNED = {
         "resolve", "source_key",
     ],
     pipelines.warehouse: [
-        "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "Provenance", "StreamLocked",
-        "Warehouse", "open_warehouse", "quote", "raw_table_name",
+        "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "KeyedRows", "Provenance",
+        "StreamLocked", "Warehouse", "open_warehouse", "quote", "raw_table_name",
     ],
 }
 

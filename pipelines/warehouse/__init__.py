@@ -8,7 +8,15 @@ import sqlalchemy as sa
 
 from connectors import ConfigurationError
 
-from ._base import PROVENANCE_COLUMNS, STATE_TABLE, Provenance, Warehouse, quote, raw_table_name
+from ._base import (
+    PROVENANCE_COLUMNS,
+    STATE_TABLE,
+    KeyedRows,
+    Provenance,
+    Warehouse,
+    quote,
+    raw_table_name,
+)
 from ._duckdb import DuckDBWarehouse
 from ._locks import DEFAULT_LOCK_WAIT, StreamLocked
 
@@ -67,6 +75,7 @@ __all__ = [
     "PROVENANCE_COLUMNS",
     "STATE_TABLE",
     "DuckDBWarehouse",
+    "KeyedRows",
     "Provenance",
     "StreamLocked",
     "Warehouse",
