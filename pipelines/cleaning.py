@@ -29,11 +29,13 @@ them)::
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -125,7 +127,7 @@ def _read_csv(location: str) -> pa.Table:
 
 # Raw rows cleaned per batch: a rebuild of millions of rows stays within a few hundred
 # megabytes (bench/RESULTS.md), and an ordinary delta is one batch.
-BATCH_ROWS = 250_000
+BATCH_ROWS = 100_000
 # The clocks of the machines that land and clean may disagree by this much: an
 # incremental run re-reads rows landed this long before its watermark (cleaning a row
 # twice changes nothing; missing one would lose it downstream).
@@ -297,21 +299,57 @@ def read_raw(warehouse: Warehouse, mapping: EntityMapping, *,
                                      "cannot be told apart: normalize it with --full")
         filters.append(f"{quote(EXTRACTED_AT)} >= CAST('{since.astimezone(dt.UTC).isoformat()}'"
                        " AS TIMESTAMP WITH TIME ZONE)")
-    where = " AND ".join(filters)
     rows = warehouse.query(f"SELECT count(*) FROM {quote(table)}"  # noqa: S608
-                           + (f" WHERE {where}" if where else "")).column(0)[0].as_py()
+                           + (f" WHERE {' AND '.join(filters)}" if filters else "")
+                           ).column(0)[0].as_py()
     if not rows:
         if at_least_one:
             yield warehouse.query(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
         return
-    buckets = max(1, math.ceil(rows / batch_rows))
-    for bucket in range(buckets):
-        parts = [*filters]
-        if buckets > 1:
-            parts.append(f"{warehouse.bucket_expression(mapping.primary_key, buckets)} = "
-                         f"{bucket}")
+    for batch_filter in _batch_filters(warehouse, mapping, filters, rows, batch_rows):
+        parts = [*filters, *([batch_filter] if batch_filter else [])]
         clause = f" WHERE {' AND '.join(parts)}" if parts else ""
         yield warehouse.query(f"SELECT {columns} FROM {quote(table)}{clause}")  # noqa: S608
+
+
+def _batch_filters(warehouse: Warehouse, mapping: EntityMapping, filters: list[str],
+                   rows: int, batch_rows: int) -> list[str]:
+    """SQL conditions that cut ``rows`` rows into batches of about ``batch_rows``, each
+    key's rows in one batch: ranges of the first key column between its approximate
+    quantiles (a range reads only its own part of a table stored in key order), else
+    buckets of a hash of the whole key."""
+    count = max(1, math.ceil(rows / batch_rows))
+    if count == 1:
+        return [""]
+    first = mapping.primary_key[0]
+    where = " AND ".join(filters)
+    fractions = [i / count for i in range(1, count)]
+    cuts = sorted(set(warehouse.approx_quantiles(mapping.source, first, fractions, where)))
+    literals = [_sql_literal(cut) for cut in cuts]
+    if cuts and all(literal is not None for literal in literals):
+        column = quote(first)
+        bounds: list[str | None] = [None, *literals]
+        ends: list[str | None] = [*literals, None]
+        return [" AND ".join([*([f"{column} >= {low}"] if low else []),
+                              *([f"{column} < {high}"] if high else [])])
+                for low, high in zip(bounds, ends, strict=True)]
+    bucket = warehouse.bucket_expression(mapping.primary_key, count)
+    return [f"{bucket} = {i}" for i in range(count)]
+
+
+def _sql_literal(value: Any) -> str | None:
+    """``value`` as an SQL literal both warehouses read, for the kinds of key that cut
+    batches by range; ``None`` for other kinds (they are cut by hash)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | decimal.Decimal):
+        return str(value) if math.isfinite(value) else None
+    if isinstance(value, dt.datetime):
+        kind = "TIMESTAMP WITH TIME ZONE" if value.tzinfo else "TIMESTAMP"
+        return f"CAST('{value.isoformat()}' AS {kind})"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return None
 
 
 def _read(warehouse: Warehouse, table: str, remedy: str) -> pa.Table:

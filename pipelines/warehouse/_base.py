@@ -190,6 +190,12 @@ class Warehouse(abc.ABC):
     def drop_tables(self, tables: Sequence[str]) -> None:
         """Drop the tables that exist among ``tables``."""
 
+    def approx_quantiles(self, table: str, column: str, fractions: Sequence[float],
+                         where: str = "") -> list[Any]:
+        """Values of ``column`` near each fraction of its distribution (cheap: the cut
+        points of batches, which need not be exact)."""
+        raise NotImplementedError
+
     def bucket_expression(self, columns: Sequence[str], buckets: int) -> str:
         """SQL for ``0 <= bucket < buckets`` of a row by a hash of ``columns``: batches
         that keep every row of one key together."""

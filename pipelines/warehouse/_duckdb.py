@@ -311,6 +311,12 @@ class DuckDBWarehouse(Warehouse):
                 self._con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
                 self._columns.pop(table, None)
 
+    def approx_quantiles(self, table, column, fractions, where=""):
+        clause = f" WHERE {where}" if where else ""
+        found = self.query(f"SELECT approx_quantile({quote(column)}, "  # noqa: S608
+                           f"{[float(f) for f in fractions]}) FROM {quote(table)}{clause}")
+        return found.column(0)[0].as_py() or []
+
     def bucket_expression(self, columns, buckets):
         return f"(hash({', '.join(quote(c) for c in columns)}) % {int(buckets)})"
 

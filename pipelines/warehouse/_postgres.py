@@ -423,6 +423,13 @@ class PostgresWarehouse(Warehouse):
                 self._con.rollback()
                 raise
 
+    def approx_quantiles(self, table, column, fractions, where=""):
+        clause = f" WHERE {where}" if where else ""
+        points = ", ".join(str(float(f)) for f in fractions)
+        found = self.query(f"SELECT percentile_disc(ARRAY[{points}]) WITHIN GROUP "  # noqa: S608
+                           f"(ORDER BY {quote(column)}) FROM {quote(table)}{clause}")
+        return found.column(0)[0].as_py() or []
+
     def bucket_expression(self, columns, buckets):
         row = ", ".join(f"{quote(c)}::text" for c in columns)
         return f"(abs(hashtextextended(concat_ws('|', {row}), 0)) % {int(buckets)})"
