@@ -1,9 +1,11 @@
 """The Celery deployment profile for real: PostgreSQL instance storage and warehouse, the
 local RabbitMQ, two Celery worker processes and the Dagster daemon, a backfill of a
-key-range-partitioned stream fanned out over the workers, one worker killed mid-partition."""
+key-range-partitioned stream fanned out over the workers, one worker killed mid-partition;
+and a source's connection budget (``max_concurrent_reads``) held by a concurrency pool."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -44,10 +46,10 @@ def slow_source():
         engine.dispose()
 
 
-def estate(schema: str, extra: str = "") -> str:
+def estate(schema: str, extra: str = "", application: str = "headwater") -> str:
     return f'''
 [connectors.src]
-url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+url = "postgresql+psycopg://postgres@127.0.0.1:5432/test?application_name={application}"
 schema = "{schema}"
 chunk_size = 400
 {extra}
@@ -203,3 +205,66 @@ def test_a_backfill_fans_out_over_two_celery_workers_and_survives_a_killed_one(
 def _bounds(key: str) -> tuple[int, int]:
     low, high = key.split("[")[1].rstrip(")").split(",")
     return int(low or 0), int(high or 2**62)
+
+
+class SourceReads:
+    """Samples how many reads run at the source at once, every 20 ms: the queries
+    ``pg_stat_activity`` shows active on the source connector's connections (they carry
+    an application name of their own; a step may hold two connections, SQLAlchemy's and
+    the ADBC fast path's, but runs one query at a time)."""
+
+    def __init__(self, application: str) -> None:
+        self.application = application
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        engine = sa.create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            while not self._stop.is_set():
+                now = conn.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :a "
+                    "AND state = 'active'"), {"a": self.application}).scalar()
+                self.peak = max(self.peak, now)
+                self.samples += 1
+                time.sleep(0.02)
+        engine.dispose()
+
+    def __enter__(self) -> SourceReads:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_source_never_sees_more_reads_than_its_budget(tmp_path, slow_source) -> None:
+    schema, source = slow_source
+    application = f"hw_budget_{uuid.uuid4().hex[:8]}"
+    budget = 2
+    with Deployment(tmp_path, estate(schema, f"max_concurrent_reads = {budget}",
+                                     application)) as deployment:
+        deployment.start_worker("w1", concurrency=2)
+        deployment.start_worker("w2", concurrency=2)  # 4 step slots, twice the budget
+        deployment.start_daemon()
+        instance = deployment.instance()
+        deadline = time.monotonic() + 120  # the headwater_pool_limits sensor's first tick
+        while instance.event_log_storage.get_concurrency_info("source/src").slot_count \
+                != budget:
+            assert time.monotonic() < deadline, deployment.logs()
+            time.sleep(1)
+        with SourceReads(application) as reads:
+            backfill = deployment.backfill("src__items_partitions")
+            runs = wait_for_runs(instance, backfill, deployment)
+        instance.dispose()
+        assert all(any(r.status.value == "SUCCESS" for r in g) for g in runs.values()), \
+            deployment.logs()
+        assert checksum(source, f'"{deployment.warehouse_schema}"."raw_src__items"') == \
+            checksum(source, f'"{schema}".items')
+    assert reads.samples > 100
+    assert reads.peak == budget, reads.peak  # reached, never passed
