@@ -213,11 +213,15 @@ def cmd_context(config: Config, args: argparse.Namespace) -> int:
     with open_warehouse(config.warehouse_url) as warehouse:
         for spec in chosen:
             try:
-                built = build_contexts(warehouse, spec, new_run_id()).metadata()
+                built = build_contexts(warehouse, spec, new_run_id(),
+                                       full=getattr(args, "full", False)).metadata()
             except HeadwaterError as exc:
                 failures.add(f"context {spec.name}", exc)
                 continue
-            print(f"{spec.table}: {built['contexts']:,} contexts, {built['trimmed']:,} trimmed "
+            rebuilt = "" if built["mode"] == "full" else \
+                f" ({built['rebuilt']:,} rebuilt, {built['removed']:,} removed)"
+            print(f"{spec.table}: {built['contexts']:,} contexts{rebuilt}, "
+                  f"{built['trimmed']:,} trimmed "
                   f"to {built['budget_tokens']:,} tokens, {built['provenance_entries']:,} "
                   f"source records ({built['seconds']:.2f}s)")
     return failures.status(len(chosen), "contexts")
@@ -380,6 +384,9 @@ def parser() -> argparse.ArgumentParser:
     context = sub.add_parser("context", help="build the declared context documents (all by "
                              "default)")
     context.add_argument("names", nargs="*", metavar="context")
+    context.add_argument("--full", action="store_true",
+                         help="rebuild every document (default: only those of the roots "
+                              "whose records changed since the last build)")
     context.set_defaults(fn=cmd_context)
     model = sub.add_parser("model", help="run the declared model steps over their contexts "
                            "(all by default)")

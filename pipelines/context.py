@@ -41,7 +41,7 @@ import pyarrow as pa
 from connectors import ConfigurationError
 
 from ._canonical import canonical_json, content_hash, estimate_tokens
-from .warehouse import Warehouse
+from .warehouse import KeyedRows, Warehouse, quote
 
 CONTEXT_SCHEMA = pa.schema([
     ("context_id", pa.string()), ("party_id", pa.string()),
@@ -260,17 +260,26 @@ def _ordering(text: Expression, spec: ContextSpec) -> tuple[pl.Expr, bool]:
 
 @dataclass
 class ContextRun:
-    """What one build wrote: counts for the orchestrator's metadata."""
+    """What one build wrote: counts for the orchestrator's metadata.
+
+    ``table`` holds the documents written by this build: all of them in a full build,
+    the rebuilt ones in an incremental build (``mode``), where ``total`` counts the
+    documents the context table holds afterwards and ``removed`` those deleted.
+    """
 
     spec: ContextSpec
     run_id: str
     table: pa.Table
     as_of: dt.datetime | None
     seconds: float
+    mode: str = "full"
+    total: int | None = None
+    removed: int = 0
+    why_full: str = ""
 
     @property
     def contexts(self) -> int:
-        return self.table.num_rows
+        return self.table.num_rows if self.total is None else self.total
 
     @property
     def trimmed(self) -> int:
@@ -283,7 +292,9 @@ class ContextRun:
     def metadata(self) -> dict[str, Any]:
         tokens = self.table.column("tokens").to_pylist()
         provenance = sum(len(json.loads(p)) for p in self.table.column("provenance").to_pylist())
-        return {"contexts": self.contexts, "trimmed": self.trimmed,
+        return {"contexts": self.contexts, "rebuilt": self.table.num_rows,
+                "removed": self.removed, "mode": self.mode,
+                "full_because": self.why_full or None, "trimmed": self.trimmed,
                 "over_budget": self.over_budget, "budget_tokens": self.spec.budget,
                 "tokens_total": sum(tokens), "tokens_max": max(tokens, default=0),
                 "provenance_entries": provenance,
@@ -331,9 +342,13 @@ def context_row(context_id: str, party_id: str | None, document: dict[str, Any],
             "as_of": as_of, "run_id": run_id}
 
 
-def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str) -> ContextRun:
-    """Build one document per root row from the clean tables and replace
-    ``context_<name>`` whole. Run after normalization (``headwater normalize``)."""
+def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
+                   full: bool = False) -> ContextRun:
+    """Build the context documents from the clean tables: only those of the roots whose
+    records changed since the last build, merged by ``context_id`` into
+    ``context_<name>``; every document, replacing the table whole, on the first build,
+    with ``full=True``, or when something every document depends on changed (the
+    declaration, ``as_of``, the party crosswalk). Run after normalization."""
     started = time.perf_counter()
     present = set(warehouse.tables())
     missing = [t for t in spec.tables() if t not in present]
@@ -341,14 +356,97 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str) -> Cont
         raise ConfigurationError(
             f"context {spec.name!r} reads {missing}, which the warehouse lacks: land and "
             "normalize their sources first (headwater run, headwater normalize)")
+    watermark = dt.datetime.now(dt.UTC) - CLEAN_LAG
     frames = {t: _in_utc(pl.from_arrow(warehouse.read_table(t))) for t in spec.tables()}
     _check_columns(spec, frames)
     as_of = _as_of(spec, frames)
+    documents = _Documents(spec, frames, as_of)
+    fingerprint = _fingerprint(spec, frames, as_of)
+    saved = None if full else warehouse.load_state(context_state_key(spec.name))
+    why_full = _why_full(saved, fingerprint, spec.table in present)
+    state = {"since": watermark, "fingerprint": fingerprint}
+    if why_full:
+        rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
+                for context_id, party, document, provenance in documents.build()]
+        table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
+        warehouse.replace_tables({spec.table: table})
+        warehouse.save_state(context_state_key(spec.name), state, run_id)
+        return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
+                          why_full=why_full)
+    assert saved is not None
+    stored = warehouse.query(f"SELECT context_id, provenance FROM {quote(spec.table)}")  # noqa: S608
+    affected, removed = _affected_roots(spec, frames, documents, stored, saved["since"])
     rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
-            for context_id, party, document, provenance in _Documents(spec, frames, as_of)]
+            for context_id, party, document, provenance in documents.build(affected)]
     table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
-    warehouse.replace_tables({spec.table: table})
-    return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started)
+    keys = pa.table({"context_id": pa.array(sorted(affected | removed), pa.string())})
+    warehouse.replace_keyed({spec.table: KeyedRows(("context_id",), keys, table)},
+                            state_key=context_state_key(spec.name), state=state,
+                            run_id=run_id)
+    total = stored.num_rows + len(affected - set(stored.column("context_id").to_pylist())) \
+        - len(removed)
+    return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
+                      mode="incremental", total=total, removed=len(removed))
+
+
+# Clean rows carry the landing time of their raw row: a build re-reads the changes of this
+# long before its own start (clocks of machines may disagree; a row landed while the last
+# build read is never missed, at worst rebuilt twice).
+CLEAN_LAG = dt.timedelta(seconds=60)
+
+
+def context_state_key(name: str) -> str:
+    """The state entry of a context's incremental builds."""
+    return f"context.{name}"
+
+
+def _fingerprint(spec: ContextSpec, frames: Mapping[str, pl.DataFrame],
+                 as_of: dt.datetime | None) -> str:
+    """What every document depends on: the declaration, ``as_of`` and the crosswalk."""
+    parts = [repr(spec), as_of.isoformat() if as_of else ""]
+    if any(s.through_parties for s in spec.sections):
+        crosswalk = frames[spec.crosswalk].select("party_id", "system", "source_key")
+        parts.append(str(crosswalk.sort(crosswalk.columns).hash_rows().sum()))
+    return content_hash(canonical_json(parts))
+
+
+def _why_full(saved: dict[str, Any] | None, fingerprint: str, table_present: bool) -> str:
+    if saved is None or "since" not in saved:
+        return "first build"
+    if not table_present:
+        return "the context table is missing"
+    if saved.get("fingerprint") != fingerprint:
+        return "the declaration, as_of or the party crosswalk changed"
+    return ""
+
+
+def _affected_roots(spec: ContextSpec, frames: Mapping[str, pl.DataFrame],
+                    documents: _Documents, stored: pa.Table, since: dt.datetime
+                    ) -> tuple[set[str], set[str]]:
+    """(roots to rebuild, documents to delete): the roots whose row changed, that link
+    a changed record now, or whose stored document cites a changed or vanished record;
+    the documents of roots that are gone."""
+    changed: set[str] = set()
+    current: set[str] = set()
+    for entity, key in [(spec.root.entity, spec.root.key),
+                        *[(s.entity, s.key) for s in spec.sections]]:
+        frame = frames[clean_table(entity)]
+        current |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
+        if "_hw_extracted_at" in frame.columns:
+            recent = frame.filter(pl.col("_hw_extracted_at") >= since).get_column(key)
+            changed |= {f"{entity}:{k}" for k in recent.to_list()}
+        else:
+            changed |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
+    cited = {row["context_id"]: {e["source_id"] for e in json.loads(row["provenance"])}
+             for row in stored.to_pylist()}
+    vanished = set().union(*cited.values()) - current if cited else set()
+    roots = {str(r[spec.root.key]) for r in documents.roots}
+    affected = {root for root in roots
+                if f"{spec.root.entity}:{root}" in changed or root not in cited}
+    affected |= {root for root, ids in cited.items()
+                 if root in roots and ids & (changed | vanished)}
+    affected |= documents.roots_citing(changed)
+    return affected, set(cited) - roots
 
 
 def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
@@ -394,6 +492,7 @@ class _Documents:
                 self.members[(row["party_id"], row["system"])].append(str(row["source_key"]))
         self.frames = {s.name: self._section_frame(s, frames[clean_table(s.entity)])
                        for s in spec.sections}
+        self._links: tuple[dict[str, list[dict]], dict[str, list[list[int]]]] | None = None
 
     def _prepared(self, frame: pl.DataFrame, where: Filter | None,
                   order: Sequence[Expression], descending: Sequence[bool]) -> pl.DataFrame:
@@ -420,19 +519,44 @@ class _Documents:
         return self._prepared(frame, section.where, section.order_by or (section.key,),
                               section.descending)
 
-    def __iter__(self) -> Iterable[tuple[str, str | None, dict[str, Any], list[dict]]]:
+    def _linkage(self) -> tuple[dict[str, list[dict]], dict[str, list[list[int]]]]:
+        """Each section's rows, and per section and root the indices of its items."""
+        if self._links is None:
+            spec = self.spec
+            rows = {name: frame.to_dicts() for name, frame in self.frames.items()}
+            groups = {s.name: self._groups(s, rows[s.name]) for s in spec.sections}
+            items_of: dict[str, list[list[int]]] = {}
+            for section in spec.sections:
+                items_of[section.name] = [
+                    self._linked(section, index, root, groups, items_of, rows)
+                    for index, root in enumerate(self.roots)]
+            self._links = rows, items_of
+        return self._links
+
+    def roots_citing(self, source_ids: set[str]) -> set[str]:
+        """The roots whose documents would now hold one of ``source_ids``."""
+        rows, items_of = self._linkage()
+        found = set()
+        for section in self.spec.sections:
+            section_rows = rows[section.name]
+            for index, items in enumerate(items_of[section.name]):
+                if any(f"{section.entity}:{section_rows[i][section.key]}" in source_ids
+                       for i in items):
+                    found.add(str(self.roots[index][self.spec.root.key]))
+        return found
+
+    def build(self, only: set[str] | None = None
+              ) -> Iterable[tuple[str, str | None, dict[str, Any], list[dict]]]:
+        """``(context_id, party_id, document, provenance)`` of every root, or of the
+        roots in ``only``."""
         spec = self.spec
-        rows = {name: frame.to_dicts() for name, frame in self.frames.items()}
-        groups = {s.name: self._groups(s, rows[s.name]) for s in spec.sections}
-        items_of: dict[str, list[list[int]]] = {}
-        for section in spec.sections:
-            items_of[section.name] = [
-                self._linked(section, index, root, groups, items_of, rows)
-                for index, root in enumerate(self.roots)]
+        rows, items_of = self._linkage()
         summaries = {summary.name: self._summaries(summary, items_of[summary.section])
                      for summary in spec.summaries}
         for index, root in enumerate(self.roots):
             key = root[spec.root.key]
+            if only is not None and str(key) not in only:
+                continue
             document: dict[str, Any] = {spec.root.entity: _item(spec.root.entity, key, root,
                                                                  spec.root.fields)}
             provenance = [provenance_entry(spec.root.entity, key, root)]

@@ -64,6 +64,7 @@ class Deployment:
     root: Path
     estate: str
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    warehouse: str | None = None  # a warehouse URL of the caller's (default: a schema)
     processes: list[subprocess.Popen] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
 
@@ -107,7 +108,8 @@ class Deployment:
 
     @property
     def warehouse_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:5432/test?schema={self.warehouse_schema}"
+        return self.warehouse or \
+            f"postgresql://postgres@127.0.0.1:5432/test?schema={self.warehouse_schema}"
 
     @property
     def env(self) -> dict[str, str]:
