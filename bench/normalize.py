@@ -178,7 +178,16 @@ def child(step: str, folder: str) -> dict:
         ).column(0)[0].as_py()
     return {"mode": result.mode, "seconds": seconds, "raw": result.raw_rows,
             "clean": result.clean_rows, "quarantined": result.quarantined_rows,
-            "stored": stored, "digest": str(digest), "peak_rss_mb": peak_rss_mb()}
+            "stored": stored, "digest": str(digest), "peak_rss_mb": own_peak_rss_mb()}
+
+
+def own_peak_rss_mb() -> float:
+    """This process image's peak RSS (``VmHWM``): unlike ``ru_maxrss`` it does not keep
+    the peak of the parent that forked this interpreter before ``exec``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
 
 
 def build_delta(rows: int, share: float) -> pa.Table:
