@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -149,6 +150,7 @@ class EntityResult(NormalizeResult):
     """
 
     mode: str = "full"  # "full", or "incremental" (only rows landed since the last run)
+    why_full: str = ""  # why a full run was needed
     batches: int = 0
     written: int = 0
 
@@ -176,26 +178,51 @@ def clean_entity(warehouse: Warehouse, mapping: EntityMapping, spec: Normalizati
     started = time.perf_counter()
     references = _references(warehouse, mapping, spec)
     key = clean_state_key(mapping.entity)
+    fingerprint = _fingerprint(mapping, references)
     saved = None if full else warehouse.load_state(key)
-    present = set(warehouse.tables())
-    incremental = (saved is not None and "since" in saved and bool(mapping.clean_key())
-                   and {clean_table(mapping.entity), quarantine_table(mapping.entity)}
-                   <= present)
+    why_full = "asked for" if full else _why_full(warehouse, mapping, saved, fingerprint)
     watermark = landing_watermark(warehouse, mapping.source)
-    result = _empty_result(mapping, run_id, "incremental" if incremental else "full")
-    if incremental:
+    state = {"since": watermark, "fingerprint": fingerprint}
+    result = _empty_result(mapping, run_id, "full" if why_full else "incremental")
+    result.why_full = why_full
+    if not why_full:
         assert saved is not None
         for raw in read_raw(warehouse, mapping, since=saved["since"], batch_rows=batch_rows):
             batch = normalize(mapping, raw, run_id=run_id, references=references)
             warehouse.replace_keyed(_replacing(mapping, raw, batch))
             result.add(batch)
-        warehouse.save_state(key, {"since": watermark}, run_id)
+        warehouse.save_state(key, state, run_id)
     else:
         _rebuild(warehouse, mapping, references, run_id, batch_rows, result)
-        _finish_rebuild(warehouse, mapping, key, watermark, run_id)
+        _finish_rebuild(warehouse, mapping, key, state, run_id)
     elapsed = time.perf_counter() - started
     result.seconds["read and write"] = max(0.0, elapsed - sum(result.seconds.values()))
     return result
+
+
+def _fingerprint(mapping: EntityMapping, references: Mapping[str, pa.Table]) -> str:
+    """What every clean row depends on besides its raw row: the mapping (columns,
+    cleaners, lookups, schema) and the contents of the references it looks up."""
+    parts = [repr(mapping.columns), repr(mapping.lookups), str(mapping.table_schema)]
+    for name in sorted(references):
+        frame = as_polars(references[name])
+        parts.append(f"{name}:{frame.height}:{frame.hash_rows().sum() if frame.height else 0}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _why_full(warehouse: Warehouse, mapping: EntityMapping, saved: dict[str, Any] | None,
+              fingerprint: str) -> str:
+    """Why this run must rebuild the entity (empty: it can follow the change)."""
+    if saved is None or "since" not in saved:
+        return "first run"
+    if not mapping.clean_key():
+        return "the mapping maps no clean column from the raw key, so rows cannot be merged"
+    present = set(warehouse.tables())
+    if not {clean_table(mapping.entity), quarantine_table(mapping.entity)} <= present:
+        return "the clean or quarantine table is missing"
+    if saved.get("fingerprint") != fingerprint:
+        return "the mapping or a reference it looks up changed"
+    return ""
 
 
 def _empty_result(mapping: EntityMapping, run_id: str, mode: str) -> EntityResult:
@@ -226,9 +253,8 @@ def _rebuild(warehouse: Warehouse, mapping: EntityMapping, references: dict[str,
 
 
 def _finish_rebuild(warehouse: Warehouse, mapping: EntityMapping, key: str,
-                    watermark: dt.datetime, run_id: str) -> None:
+                    state: dict[str, Any], run_id: str) -> None:
     clean, quarantine = clean_table(mapping.entity), quarantine_table(mapping.entity)
-    state = {"since": watermark} if mapping.clean_key() else {}
     warehouse.rename_tables({_building(clean): clean, _building(quarantine): quarantine},
                            state_key=key, state=state, run_id=run_id)
 

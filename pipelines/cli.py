@@ -322,6 +322,9 @@ def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
     line = (f"{result.entity}: {result.raw_rows:,} {verb} -> {result.clean_rows:,} clean, "
             f"{result.quarantined_rows:,} quarantined ({result.quarantine_share:.1%})"
             f"{superseded} in {sum(result.seconds.values()):.2f}s")
+    why = getattr(result, "why_full", "")
+    if why and why not in ("first run", "asked for"):
+        line += f"\n    rebuilt from every landed row: {why}"
     if result.failures:
         line += f"\n    quarantine reasons: {result.describe_reasons(5)}"
     return line

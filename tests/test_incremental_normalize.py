@@ -131,3 +131,20 @@ def test_reprocessing_the_quarantine_moves_fixed_rows_by_key(warehouse) -> None:
     clean, quarantine = tables(warehouse)
     assert result.raw_rows == 1 and result.clean_rows == 1
     assert [r["order_no"] for r in clean] == [1, 2, 3, 4] and quarantine == []
+
+
+def test_a_changed_mapping_rebuilds_the_entity(warehouse) -> None:
+    import dataclasses
+
+    from normalization import From
+
+    spec = demo_normalization()
+    land(warehouse, orders([1, 2, 3]))
+    assert clean_entity(warehouse, ORDER, spec, run_id="n-1").why_full == "first run"
+    assert clean_entity(warehouse, ORDER, spec, run_id="n-2").mode == "incremental"
+    changed = dataclasses.replace(ORDER, columns={**ORDER.columns,
+                                                  "entered_by": From("user", "upper")})
+    again = clean_entity(warehouse, changed, spec, run_id="n-3")
+    assert (again.mode, again.raw_rows) == ("full", 3)
+    assert again.why_full == "the mapping or a reference it looks up changed"
+    assert clean_entity(warehouse, changed, spec, run_id="n-4").mode == "incremental"
