@@ -118,7 +118,8 @@ def partitions_for(spec: models.PartitionSpec | None) -> PartitionsDefinition | 
 
 def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, warehouse: str,
               translator: HeadwaterTranslator) -> AssetsDefinition:
-    """One stream landed in ``raw_<connector>__<stream>``, partitioned by day if declared."""
+    """One stream landed in ``raw_<connector>__<stream>``, partitioned by day or by key
+    range if declared."""
     name = config.name
     table = raw_table_name(name, stream)
     spec = config.partitions().get(stream)

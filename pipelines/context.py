@@ -41,6 +41,13 @@ import pyarrow as pa
 from connectors import ConfigurationError
 
 from ._canonical import canonical_json, content_hash, estimate_tokens
+from ._context_changes import (
+    CLEAN_LAG,
+    affected_roots,
+    context_fingerprint,
+    context_state_key,
+    why_full_build,
+)
 from .warehouse import KeyedRows, Warehouse, quote
 
 CONTEXT_SCHEMA = pa.schema([
@@ -361,9 +368,9 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
     _check_columns(spec, frames)
     as_of = _as_of(spec, frames)
     documents = _Documents(spec, frames, as_of)
-    fingerprint = _fingerprint(spec, frames, as_of)
+    fingerprint = context_fingerprint(spec, frames, as_of)
     saved = None if full else warehouse.load_state(context_state_key(spec.name))
-    why_full = _why_full(saved, fingerprint, spec.table in present)
+    why_full = why_full_build(saved, fingerprint, spec.table in present)
     state = {"since": watermark, "fingerprint": fingerprint}
     if why_full:
         rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
@@ -375,7 +382,7 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
                           why_full=why_full)
     assert saved is not None
     stored = warehouse.query(f"SELECT context_id, provenance FROM {quote(spec.table)}")  # noqa: S608
-    affected, removed = _affected_roots(spec, frames, documents, stored, saved["since"])
+    affected, removed = affected_roots(spec, frames, documents, stored, saved["since"])
     rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
             for context_id, party, document, provenance in documents.build(affected)]
     table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
@@ -387,66 +394,6 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
         - len(removed)
     return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
                       mode="incremental", total=total, removed=len(removed))
-
-
-# Clean rows carry the landing time of their raw row: a build re-reads the changes of this
-# long before its own start (clocks of machines may disagree; a row landed while the last
-# build read is never missed, at worst rebuilt twice).
-CLEAN_LAG = dt.timedelta(seconds=60)
-
-
-def context_state_key(name: str) -> str:
-    """The state entry of a context's incremental builds."""
-    return f"context.{name}"
-
-
-def _fingerprint(spec: ContextSpec, frames: Mapping[str, pl.DataFrame],
-                 as_of: dt.datetime | None) -> str:
-    """What every document depends on: the declaration, ``as_of`` and the crosswalk."""
-    parts = [repr(spec), as_of.isoformat() if as_of else ""]
-    if any(s.through_parties for s in spec.sections):
-        crosswalk = frames[spec.crosswalk].select("party_id", "system", "source_key")
-        parts.append(str(crosswalk.sort(crosswalk.columns).hash_rows().sum()))
-    return content_hash(canonical_json(parts))
-
-
-def _why_full(saved: dict[str, Any] | None, fingerprint: str, table_present: bool) -> str:
-    if saved is None or "since" not in saved:
-        return "first build"
-    if not table_present:
-        return "the context table is missing"
-    if saved.get("fingerprint") != fingerprint:
-        return "the declaration, as_of or the party crosswalk changed"
-    return ""
-
-
-def _affected_roots(spec: ContextSpec, frames: Mapping[str, pl.DataFrame],
-                    documents: _Documents, stored: pa.Table, since: dt.datetime
-                    ) -> tuple[set[str], set[str]]:
-    """(roots to rebuild, documents to delete): the roots whose row changed, that link
-    a changed record now, or whose stored document cites a changed or vanished record;
-    the documents of roots that are gone."""
-    changed: set[str] = set()
-    current: set[str] = set()
-    for entity, key in [(spec.root.entity, spec.root.key),
-                        *[(s.entity, s.key) for s in spec.sections]]:
-        frame = frames[clean_table(entity)]
-        current |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
-        if "_hw_extracted_at" in frame.columns:
-            recent = frame.filter(pl.col("_hw_extracted_at") >= since).get_column(key)
-            changed |= {f"{entity}:{k}" for k in recent.to_list()}
-        else:
-            changed |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
-    cited = {row["context_id"]: {e["source_id"] for e in json.loads(row["provenance"])}
-             for row in stored.to_pylist()}
-    vanished = set().union(*cited.values()) - current if cited else set()
-    roots = {str(r[spec.root.key]) for r in documents.roots}
-    affected = {root for root in roots
-                if f"{spec.root.entity}:{root}" in changed or root not in cited}
-    affected |= {root for root, ids in cited.items()
-                 if root in roots and ids & (changed | vanished)}
-    affected |= documents.roots_citing(changed)
-    return affected, set(cited) - roots
 
 
 def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
