@@ -11,6 +11,7 @@ retry policy, and the retried step resumes from the stream's checkpoint.
 import contextlib
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,7 @@ from pipelines.cleaning import (
     clean_table,
     land_reference_file,
     quarantine_table,
+    read_clean,
     reference_table,
     resolve_parties,
 )
@@ -237,14 +239,16 @@ def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
     def _clean(context: AssetExecutionContext, headwater: HeadwaterResource) -> Iterator[Any]:
         with failing_fast(), headwater.warehouse() as store:
             result = clean_entity(store, mapping, spec, run_id=context.run.run_id)
-            stored = store.read_table(clean_table(entity))
+            stored = store.row_count(clean_table(entity))
             quarantined = store.row_count(quarantine_table(entity))
-            broken = stored_rule_failures(mapping, stored)
+            broken: Counter[str] = Counter()
+            for batch in read_clean(store, mapping):  # bounded memory, however large
+                broken.update(stored_rule_failures(mapping, batch))
             emit_openlineage(context.run.run_id, store.url, clean_table(entity),
                              pandera_fields(mapping), lineage)
         yield MaterializeResult(asset_key=clean_key, metadata={
             **shown,
-            "dagster/row_count": stored.num_rows,
+            "dagster/row_count": stored,
             "rows read": result.raw_rows,
             "rows clean": result.clean_rows,
             "rows quarantined": result.quarantined_rows,

@@ -325,6 +325,24 @@ def read_raw(warehouse: Warehouse, mapping: EntityMapping, *,
                                      "cannot be told apart: normalize it with --full")
         filters.append(f"{quote(EXTRACTED_AT)} >= CAST('{since.astimezone(dt.UTC).isoformat()}'"
                        " AS TIMESTAMP WITH TIME ZONE)")
+    yield from _batches(warehouse, table, mapping.primary_key, columns, filters, batch_rows,
+                        at_least_one)
+
+
+def read_clean(warehouse: Warehouse, mapping: EntityMapping, *,
+               batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """The stored rows of ``clean_<entity>`` in batches of about ``batch_rows`` (for
+    checks over the whole table in bounded memory)."""
+    key = tuple(mapping.clean_key())
+    if not key:  # nothing to cut batches by: the table at once
+        yield warehouse.read_table(clean_table(mapping.entity))
+        return
+    yield from _batches(warehouse, clean_table(mapping.entity), key, "*", [], batch_rows,
+                        at_least_one=True)
+
+
+def _batches(warehouse: Warehouse, table: str, key: Sequence[str], columns: str,
+             filters: list[str], batch_rows: int, at_least_one: bool) -> Iterator[pa.Table]:
     rows = warehouse.query(f"SELECT count(*) FROM {quote(table)}"  # noqa: S608
                            + (f" WHERE {' AND '.join(filters)}" if filters else "")
                            ).column(0)[0].as_py()
@@ -332,13 +350,13 @@ def read_raw(warehouse: Warehouse, mapping: EntityMapping, *,
         if at_least_one:
             yield warehouse.query(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
         return
-    for batch_filter in _batch_filters(warehouse, mapping, filters, rows, batch_rows):
+    for batch_filter in _batch_filters(warehouse, table, key, filters, rows, batch_rows):
         parts = [*filters, *([batch_filter] if batch_filter else [])]
         clause = f" WHERE {' AND '.join(parts)}" if parts else ""
         yield warehouse.query(f"SELECT {columns} FROM {quote(table)}{clause}")  # noqa: S608
 
 
-def _batch_filters(warehouse: Warehouse, mapping: EntityMapping, filters: list[str],
+def _batch_filters(warehouse: Warehouse, table: str, key: Sequence[str], filters: list[str],
                    rows: int, batch_rows: int) -> list[str]:
     """SQL conditions that cut ``rows`` rows into batches of about ``batch_rows``, each
     key's rows in one batch: ranges of the first key column between its approximate
@@ -347,10 +365,10 @@ def _batch_filters(warehouse: Warehouse, mapping: EntityMapping, filters: list[s
     count = max(1, math.ceil(rows / batch_rows))
     if count == 1:
         return [""]
-    first = mapping.primary_key[0]
+    first = key[0]
     where = " AND ".join(filters)
     fractions = [i / count for i in range(1, count)]
-    cuts = sorted(set(warehouse.approx_quantiles(mapping.source, first, fractions, where)))
+    cuts = sorted(set(warehouse.approx_quantiles(table, first, fractions, where)))
     literals = [_sql_literal(cut) for cut in cuts]
     if cuts and all(literal is not None for literal in literals):
         column = quote(first)
@@ -359,7 +377,7 @@ def _batch_filters(warehouse: Warehouse, mapping: EntityMapping, filters: list[s
         return [" AND ".join([*([f"{column} >= {low}"] if low else []),
                               *([f"{column} < {high}"] if high else [])])
                 for low, high in zip(bounds, ends, strict=True)]
-    bucket = warehouse.bucket_expression(mapping.primary_key, count)
+    bucket = warehouse.bucket_expression(key, count)
     return [f"{bucket} = {i}" for i in range(count)]
 
 
