@@ -49,6 +49,7 @@ bench: $(DEV)
 	$(BIN)/python bench/soap_extract.py
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/model_step.py
+	$(BIN)/python bench/scale_out.py
 
 # The reliability tests (crash matrix, concurrent runs, hostile inputs, secrets scan,
 # deadlines) record their figures; RELIABILITY.md is rendered from those records.

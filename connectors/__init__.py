@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         SkippableRecordError,
     )
     from ._identity import SourceIdentity
-    from ._incremental import Incremental, MissingCursor, Window
+    from ._incremental import Incremental, KeyRange, MissingCursor, Window
     from ._redaction import RedactingFilter, redact, register_secret
     from ._retry import NO_RETRY, Retrier, RetryPolicy
     from ._state import (
@@ -46,7 +46,8 @@ _WHERE = {
     "AuthenticationError": "._errors", "ConfigurationError": "._errors",
     "DataContractError": "._errors", "HeadwaterError": "._errors",
     "RetriableSourceError": "._errors", "SkippableRecordError": "._errors",
-    "Incremental": "._incremental", "MissingCursor": "._incremental", "Window": "._incremental",
+    "Incremental": "._incremental", "KeyRange": "._incremental",
+    "MissingCursor": "._incremental", "Window": "._incremental",
     "RedactingFilter": "._redaction", "redact": "._redaction",
     "register_secret": "._redaction",
     "NO_RETRY": "._retry", "Retrier": "._retry", "RetryPolicy": "._retry",
@@ -68,6 +69,7 @@ __all__ = [
     "DataContractError",
     "HeadwaterError",
     "Incremental",
+    "KeyRange",
     "MissingCursor",
     "ODBCConnector",
     "RESTConnector",

@@ -11,6 +11,7 @@ retry policy, and the retried step resumes from the stream's checkpoint.
 import contextlib
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,15 +25,14 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
-    AutomationCondition,
     Backoff,
-    DailyPartitionsDefinition,
     DataVersion,
     Failure,
     FreshnessPolicy,
     Jitter,
     MaterializeResult,
     MetadataValue,
+    PartitionsDefinition,
     RetryPolicy,
     asset,
     multi_asset,
@@ -58,6 +58,7 @@ from pipelines.cleaning import (
     clean_table,
     land_reference_file,
     quarantine_table,
+    read_clean,
     reference_table,
     resolve_parties,
 )
@@ -66,6 +67,7 @@ from pipelines.lineage import resolution_lineage
 from pipelines.runner import run_stream
 from pipelines.warehouse import quote, raw_table_name
 
+from ._deploy import AFTER_UPSTREAM, partition_arguments, partitions_definition, source_pool
 from ._metadata import (
     LINEAGE_TABLE,
     arrow_column_schema,
@@ -86,13 +88,7 @@ from ._translator import HeadwaterTranslator, code_version
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
                            jitter=Jitter.PLUS_MINUS)
 FATAL = (AuthenticationError, ConfigurationError, DataContractError, NormalizationError)
-# Eager, but an upstream counts as updated only when its data version changed: a tick
-# that lands no new rows re-runs nothing downstream (see _data_version).
-EAGER = AutomationCondition.eager().replace(
-    "any_deps_updated",
-    AutomationCondition.any_deps_match(
-        AutomationCondition.data_version_changed() | AutomationCondition.will_be_requested()
-    ).with_label("any_deps_data_changed"))
+EAGER = AFTER_UPSTREAM
 
 
 @contextlib.contextmanager
@@ -123,19 +119,19 @@ def source_specs(config: ConnectorConfig, connector: Connector,
     return list(found.values())
 
 
-def partitions_for(spec: models.PartitionSpec | None) -> DailyPartitionsDefinition | None:
-    """Daily partitions for a stream declared with ``partition = "daily"``."""
-    if spec is None:
-        return None
-    return DailyPartitionsDefinition(start_date=spec.start.isoformat(), timezone="UTC")
+def partitions_for(spec: models.PartitionSpec | None) -> PartitionsDefinition | None:
+    """Daily or key-range partitions for a stream declared with ``partition``."""
+    return partitions_definition(spec)
 
 
 def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, warehouse: str,
               translator: HeadwaterTranslator) -> AssetsDefinition:
-    """One stream landed in ``raw_<connector>__<stream>``, partitioned by day if declared."""
+    """One stream landed in ``raw_<connector>__<stream>``, partitioned by day or by key
+    range if declared."""
     name = config.name
     table = raw_table_name(name, stream)
-    partitions = partitions_for(config.partitions().get(stream))
+    spec = config.partitions().get(stream)
+    partitions = partitions_for(spec)
     naive = connector.kind in ("sql", "odbc")
     identity = connector.describe_source(stream)
     declared = connector.stream(stream)
@@ -147,17 +143,17 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
         tags=translator.tags(config),
         code_version=code_version(config.kind, config.cls and config.cls.__qualname__,
                                   repr(declared)),
-        retry_policy=RETRY_POLICY, partitions_def=partitions,
+        retry_policy=RETRY_POLICY, partitions_def=partitions, pool=source_pool(config),
         description=f"{name}.{stream} landed in {table} from {identity.label()}",
         metadata={"table": table}, freshness_policy=None if partitions else freshness(config),
     )
     def _raw(context: AssetExecutionContext, headwater: HeadwaterResource
              ) -> Iterator[Any]:
-        window = _window(context, naive) if partitions else None
         with failing_fast(), retries_seen(context) as retries, \
                 headwater.connector(name) as source, headwater.warehouse() as store:
-            result = run_stream(source, stream, store, run_id=context.run.run_id,
-                                window=window)
+            part = partition_arguments(context, spec, source=source, stream=stream,
+                                       warehouse=store, naive=naive)
+            result = run_stream(source, stream, store, run_id=context.run.run_id, **part)
             landed = table in store.tables()  # not yet, when no window had rows so far
             rows = store.row_count(table) if landed else 0
             empty = f"SELECT * FROM {quote(table)} LIMIT 0"  # noqa: S608
@@ -210,14 +206,6 @@ def freshness(config: ConnectorConfig) -> FreshnessPolicy:
     hours = float(config.settings.freshness_hours or DEFAULT_FRESHNESS_HOURS)
     return FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=hours),
                                        warn_window=dt.timedelta(hours=hours / 2))
-
-
-def _window(context: AssetExecutionContext, naive: bool) -> tuple[dt.datetime, dt.datetime]:
-    start, end = context.partition_time_window
-    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    if naive:  # SQL sources compare with naive timestamps read as UTC
-        return start.replace(tzinfo=None), end.replace(tzinfo=None)
-    return start, end
 
 
 def reference_asset(name: str, spec: NormalizationSpec, translator: HeadwaterTranslator
@@ -281,14 +269,16 @@ def clean_assets(mapping: EntityMapping, spec: NormalizationSpec, warehouse: str
     def _clean(context: AssetExecutionContext, headwater: HeadwaterResource) -> Iterator[Any]:
         with failing_fast(), headwater.warehouse() as store:
             result = clean_entity(store, mapping, spec, run_id=context.run.run_id)
-            stored = store.read_table(clean_table(entity))
+            stored = store.row_count(clean_table(entity))
             quarantined = store.row_count(quarantine_table(entity))
-            broken = stored_rule_failures(mapping, stored)
+            broken: Counter[str] = Counter()
+            for batch in read_clean(store, mapping):  # bounded memory, however large
+                broken.update(stored_rule_failures(mapping, batch))
             emit_openlineage(context.run.run_id, store.url, clean_table(entity),
                              pandera_fields(mapping), lineage)
         yield MaterializeResult(asset_key=clean_key, metadata={
             **shown,
-            "dagster/row_count": stored.num_rows,
+            "dagster/row_count": stored,
             "rows read": result.raw_rows,
             "rows clean": result.clean_rows,
             "rows quarantined": result.quarantined_rows,

@@ -1,7 +1,8 @@
 """One configuration into Dagster definitions: the wiring, in one function.
 
 A DuckDB warehouse takes one writing process at a time, so runs use the in-process
-executor with it; a PostgreSQL warehouse runs steps in parallel processes.
+executor with it; a PostgreSQL warehouse runs steps in parallel processes, or wherever
+``[dagster] executor`` says (Celery workers, Kubernetes jobs: see ``_deploy``).
 """
 
 from __future__ import annotations
@@ -9,18 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import (
-    Definitions,
-    EnvVar,
-    in_process_executor,
-    multiprocess_executor,
-)
+from dagster import Definitions, EnvVar
 
 from connectors import Connector, Stream
 from pipelines.config import EMBEDDED_ORIGIN, Config, ConnectorConfig, load_config
 
 from ._assets import clean_assets, parties_asset, raw_asset, reference_asset, source_specs
 from ._automation import automation_sensor, new_data_sensors, schedules
+from ._deploy import executor_for, partition_jobs, pool_limits_sensor
 from ._model_assets import context_asset, model_assets
 from ._resources import HeadwaterResource
 from ._translator import HeadwaterTranslator, warehouse_kind
@@ -80,11 +77,12 @@ def build_definitions(config: Config | str | Path | None = None, *,
         assets=[*sources, *raw, *cleaning, *contexts, *steps],
         schedules=schedules(by_name, translator, running),
         sensors=[*new_data_sensors(by_name, config_path, translator, running),
-                 automation_sensor(running)],
+                 automation_sensor(running), *pool_limits_sensor(config.connectors)],
+        jobs=partition_jobs(by_name, translator),
         resources={"headwater": HeadwaterResource(
             config_path=_env("HEADWATER_CONFIG") if from_env else config_path,
             warehouse_url=_env("HEADWATER_WAREHOUSE_URL"),
         )},
-        executor=in_process_executor if store == "duckdb" else multiprocess_executor,
+        executor=executor_for(config, store),
     )
 

@@ -1,10 +1,21 @@
 """Raw landing tables into clean entities and their quarantine, in the warehouse.
 
-For each mapping, in declaration order: read ``raw_<source>__<stream>``, normalize it, and
-replace ``clean_<entity>`` and ``quarantine_<entity>`` together in one transaction. The
-clean tables are rebuilt from the landed rows every time, so fixing a mapping and running
-again re-processes every quarantined row without touching a source;
-:func:`reprocess_quarantined` does the same for the quarantined rows alone.
+For each mapping, in declaration order, only the raw rows landed since the entity's last
+run are cleaned, validated and merged by key into ``clean_<entity>`` and
+``quarantine_<entity>`` (a row that now passes leaves quarantine, a row that now fails
+leaves the clean table), batch by batch, each batch in one transaction. Where the last
+run stopped is a state entry, ``clean.<entity>``: the landing time (``_hw_extracted_at``)
+from which the next run reads, taken before the raw table is read and moved back to the
+start of any landing of it still going, less :data:`CLOCK_SKEW`, so a row committed while
+a run reads is never skipped (at worst it is cleaned twice, which changes nothing).
+
+The first run of an entity, and every run with ``full=True`` (``headwater normalize
+--full``), rebuilds the tables from every landed row: the batches are written beside the
+tables and replace them in one transaction, so fixing a mapping and running again with
+``--full`` re-processes every row without touching a source; :func:`reprocess_quarantined`
+does the same for the quarantined rows alone. Both paths read raw rows through
+:func:`read_raw`, in batches of :data:`BATCH_ROWS` that keep every row of one key
+together, so memory stays bounded however large the raw table grows.
 
 Which mappings run is configured in ``[normalization]`` (nothing runs unless it names
 them)::
@@ -17,9 +28,15 @@ them)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import datetime as dt
+import decimal
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -27,16 +44,21 @@ import pyarrow.compute as pc
 
 from connectors import ConfigurationError
 from normalization import (
+    PROVENANCE_COLUMNS,
+    QUARANTINE_SCHEMA,
     EntityMapping,
+    From,
     NormalizeResult,
     Resolution,
     ResolvedParties,
+    as_polars,
     normalize,
     resolve,
     source_key,
 )
 
-from .warehouse import DELETED_AT, Warehouse, quote
+from .runner import deletions_key
+from .warehouse import DELETED_AT, KeyedRows, Warehouse, quote, raw_table_name
 
 
 def clean_table(entity: str) -> str:
@@ -106,16 +128,284 @@ def _read_csv(location: str) -> pa.Table:
     return pl.read_csv(content, infer_schema=False).to_arrow()
 
 
+# Raw rows cleaned per batch: a rebuild of millions of rows stays within a few hundred
+# megabytes (bench/RESULTS.md), and an ordinary delta is one batch.
+BATCH_ROWS = 100_000
+# The clocks of the machines that land and clean may disagree by this much: an
+# incremental run re-reads rows landed this long before its watermark (cleaning a row
+# twice changes nothing; missing one would lose it downstream).
+CLOCK_SKEW = dt.timedelta(seconds=60)
+EXTRACTED_AT = "_hw_extracted_at"
+
+
+def clean_state_key(entity: str) -> str:
+    """The state entry of an entity's incremental normalization."""
+    return f"clean.{entity}"
+
+
+@dataclass
+class EntityResult(NormalizeResult):
+    """One entity's normalization over one or more batches: the counts of every batch,
+    the quarantine rows written, and whether it read the delta or every landed row.
+
+    ``clean`` holds no rows (they are in the warehouse): ``clean_rows`` counts them.
+    """
+
+    mode: str = "full"  # "full", or "incremental" (only rows landed since the last run)
+    why_full: str = ""  # why a full run was needed
+    batches: int = 0
+    written: int = 0
+
+    @property
+    def clean_rows(self) -> int:
+        return self.written
+
+    def add(self, batch: NormalizeResult) -> None:
+        self.batches += 1
+        self.written += batch.clean_rows
+        self.raw_rows += batch.raw_rows
+        self.superseded_rows += batch.superseded_rows
+        self.quarantined_rows += batch.quarantined_rows
+        self.quarantine = pa.concat_tables([self.quarantine, batch.quarantine])
+        for phase, seconds in batch.seconds.items():
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+
+
 def clean_entity(warehouse: Warehouse, mapping: EntityMapping, spec: NormalizationSpec, *,
-                 run_id: str) -> NormalizeResult:
-    """Normalize one entity from its landed raw table and replace its clean and
-    quarantine tables atomically."""
-    raw = _read(warehouse, mapping.source, f"land {mapping.source} first (headwater run)")
-    result = normalize(mapping, raw, run_id=run_id, references=_references(warehouse, mapping,
-                                                                           spec))
-    warehouse.replace_tables({clean_table(mapping.entity): result.clean,
-                              quarantine_table(mapping.entity): result.quarantine})
+                 run_id: str, full: bool = False, batch_rows: int = BATCH_ROWS
+                 ) -> EntityResult:
+    """Normalize one entity: the raw rows landed since its last run, merged by key into
+    its clean and quarantine tables; every landed row, replacing both tables at once, on
+    the first run or with ``full=True``."""
+    started = time.perf_counter()
+    references = _references(warehouse, mapping, spec)
+    key = clean_state_key(mapping.entity)
+    fingerprint = _fingerprint(mapping, references)
+    saved = None if full else warehouse.load_state(key)
+    why_full = "asked for" if full else _why_full(warehouse, mapping, saved, fingerprint)
+    watermark = landing_watermark(warehouse, mapping.source)
+    state = {"since": watermark, "fingerprint": fingerprint,
+             "deletions": _deletions(warehouse, mapping)}
+    result = _empty_result(mapping, run_id, "full" if why_full else "incremental")
+    result.why_full = why_full
+    if not why_full:
+        assert saved is not None
+        for raw in read_raw(warehouse, mapping, since=saved["since"], batch_rows=batch_rows):
+            batch = normalize(mapping, raw, run_id=run_id, references=references)
+            warehouse.replace_keyed(_replacing(mapping, raw, batch))
+            result.add(batch)
+        warehouse.save_state(key, state, run_id)
+    else:
+        _rebuild(warehouse, mapping, references, run_id, batch_rows, result)
+        _finish_rebuild(warehouse, mapping, key, state, run_id)
+    elapsed = time.perf_counter() - started
+    result.seconds["read and write"] = max(0.0, elapsed - sum(result.seconds.values()))
     return result
+
+
+def _fingerprint(mapping: EntityMapping, references: Mapping[str, pa.Table]) -> str:
+    """What every clean row depends on besides its raw row: the mapping (columns,
+    cleaners, lookups, schema) and the contents of the references it looks up."""
+    parts = [repr(mapping.columns), repr(mapping.lookups), str(mapping.table_schema)]
+    for name in sorted(references):
+        frame = as_polars(references[name])
+        parts.append(f"{name}:{frame.height}:{frame.hash_rows().sum() if frame.height else 0}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _why_full(warehouse: Warehouse, mapping: EntityMapping, saved: dict[str, Any] | None,
+              fingerprint: str) -> str:
+    """Why this run must rebuild the entity (empty: it can follow the change)."""
+    if saved is None or "since" not in saved:
+        return "first run"
+    if not mapping.clean_key():
+        return "the mapping maps no clean column from the raw key, so rows cannot be merged"
+    present = set(warehouse.tables())
+    if not {clean_table(mapping.entity), quarantine_table(mapping.entity)} <= present:
+        return "the clean or quarantine table is missing"
+    if saved.get("fingerprint") != fingerprint:
+        return "the mapping or a reference it looks up changed"
+    if _deletions(warehouse, mapping) != saved.get("deletions"):
+        return f"rows were deleted from {mapping.source} since the last run"
+    return ""
+
+
+def _deletions(warehouse: Warehouse, mapping: EntityMapping) -> str | None:
+    """When rows were last deleted from the entity's raw table (a run's state keeps the
+    one it has taken in)."""
+    at = (warehouse.load_state(deletions_key(mapping.source)) or {}).get("at")
+    return at.isoformat() if hasattr(at, "isoformat") else at
+
+
+def _empty_result(mapping: EntityMapping, run_id: str, mode: str) -> EntityResult:
+    return EntityResult(
+        entity=mapping.entity, source=mapping.source, run_id=run_id, clean=pa.table({}),
+        quarantine=QUARANTINE_SCHEMA.empty_table(), raw_rows=0, superseded_rows=0,
+        quarantined_rows=0, max_quarantine_share=mapping.max_quarantine_share, mode=mode)
+
+
+def _building(table: str) -> str:
+    """Where a rebuilt table is written before it replaces ``table``."""
+    return f"_hw_build_{table}"
+
+
+def _rebuild(warehouse: Warehouse, mapping: EntityMapping, references: dict[str, pa.Table],
+             run_id: str, batch_rows: int, result: EntityResult) -> None:
+    clean, quarantine = clean_table(mapping.entity), quarantine_table(mapping.entity)
+    warehouse.drop_tables([_building(clean), _building(quarantine)])
+    for raw in read_raw(warehouse, mapping, batch_rows=batch_rows, at_least_one=True):
+        batch = normalize(mapping, raw, run_id=run_id, references=references)
+        nothing = pa.table({})
+        warehouse.replace_keyed({
+            _building(clean): KeyedRows((), nothing, batch.clean),
+            _building(quarantine): KeyedRows((), nothing, batch.quarantine),
+        })
+        result.add(batch)
+        result.clean = batch.clean.slice(0, 0)
+
+
+def _finish_rebuild(warehouse: Warehouse, mapping: EntityMapping, key: str,
+                    state: dict[str, Any], run_id: str) -> None:
+    clean, quarantine = clean_table(mapping.entity), quarantine_table(mapping.entity)
+    warehouse.rename_tables({_building(clean): clean, _building(quarantine): quarantine},
+                           state_key=key, state=state, run_id=run_id)
+
+
+def _replacing(mapping: EntityMapping, raw: pa.Table, batch: NormalizeResult
+               ) -> dict[str, KeyedRows]:
+    """The clean and quarantine rows a batch replaces: every clean row and every
+    quarantine row of a raw key the batch holds, whatever became of it now."""
+    frame = as_polars(raw)
+    return {
+        clean_table(mapping.entity): KeyedRows(tuple(mapping.clean_key()),
+                                               clean_keys(mapping, frame), batch.clean),
+        quarantine_table(mapping.entity): KeyedRows(
+            ("source_key",), frame.select(source_key(mapping)).unique().to_arrow(),
+            batch.quarantine),
+    }
+
+
+def clean_keys(mapping: EntityMapping, raw: pl.DataFrame) -> pa.Table:
+    """The clean keys that raw rows clean to: the key columns' own cleaning steps and
+    cast, as the engine applies them (a row that fails elsewhere has its key all the
+    same, so its earlier clean version can be found and removed)."""
+    dtypes = mapping.dtypes()
+    columns = []
+    for name in mapping.clean_key():
+        column = mapping.columns[name]
+        assert isinstance(column, From)
+        expr = pl.col(column.column)
+        for step in column.steps:
+            expr = step.apply(expr)
+        columns.append(expr.cast(dtypes[name], strict=False).alias(name))
+    return raw.select(columns).drop_nulls().unique().to_arrow()
+
+
+def landing_watermark(warehouse: Warehouse, table: str) -> dt.datetime:
+    """Where the next incremental run of ``table`` must start reading: now, or the start
+    of a landing into it that is still going, less :data:`CLOCK_SKEW`."""
+    now = dt.datetime.now(dt.UTC)
+    going = [holder.since for stream, holder in warehouse.landings_in_flight().items()
+             if holder.since is not None and _lands_in(stream, table)]
+    return min([now, *going]) - CLOCK_SKEW
+
+
+def _lands_in(stream_key: str, table: str) -> bool:
+    connector, _, stream = stream_key.partition("@")[0].partition(".")
+    return raw_table_name(connector, stream) == table
+
+
+def read_raw(warehouse: Warehouse, mapping: EntityMapping, *,
+             since: dt.datetime | None = None, batch_rows: int = BATCH_ROWS,
+             at_least_one: bool = False) -> Iterator[pa.Table]:
+    """The landed rows of ``mapping.source`` (only those landed at or after ``since``,
+    if given), the columns the mapping reads with their provenance, in batches of about
+    ``batch_rows`` rows that keep every row of one key in the same batch. The one place
+    raw rows are read. ``at_least_one``: an empty batch when there is nothing, so a
+    rebuild still creates its tables."""
+    table = mapping.source
+    if table not in warehouse.tables():
+        raise ConfigurationError(f"the warehouse has no table {table!r}: land "
+                                 f"{mapping.source} first (headwater run)")
+    available = warehouse.query(f"SELECT * FROM {quote(table)} LIMIT 0").schema.names  # noqa: S608
+    wanted = [*mapping.raw_columns(), *PROVENANCE_COLUMNS]
+    columns = ", ".join(quote(c) for c in wanted if c in available) or "*"
+    filters = [f"{quote(DELETED_AT)} IS NULL"] if DELETED_AT in available else []
+    if since is not None:
+        if EXTRACTED_AT not in available:
+            raise ConfigurationError(f"{table} has no {EXTRACTED_AT} column, so its new rows "
+                                     "cannot be told apart: normalize it with --full")
+        filters.append(f"{quote(EXTRACTED_AT)} >= CAST('{since.astimezone(dt.UTC).isoformat()}'"
+                       " AS TIMESTAMP WITH TIME ZONE)")
+    yield from _batches(warehouse, table, mapping.primary_key, columns, filters, batch_rows,
+                        at_least_one)
+
+
+def read_clean(warehouse: Warehouse, mapping: EntityMapping, *,
+               batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """The stored rows of ``clean_<entity>`` in batches of about ``batch_rows`` (for
+    checks over the whole table in bounded memory)."""
+    key = tuple(mapping.clean_key())
+    if not key:  # nothing to cut batches by: the table at once
+        yield warehouse.read_table(clean_table(mapping.entity))
+        return
+    yield from _batches(warehouse, clean_table(mapping.entity), key, "*", [], batch_rows,
+                        at_least_one=True)
+
+
+def _batches(warehouse: Warehouse, table: str, key: Sequence[str], columns: str,
+             filters: list[str], batch_rows: int, at_least_one: bool) -> Iterator[pa.Table]:
+    rows = warehouse.query(f"SELECT count(*) FROM {quote(table)}"  # noqa: S608
+                           + (f" WHERE {' AND '.join(filters)}" if filters else "")
+                           ).column(0)[0].as_py()
+    if not rows:
+        if at_least_one:
+            yield warehouse.query(f"SELECT {columns} FROM {quote(table)} LIMIT 0")  # noqa: S608
+        return
+    for batch_filter in _batch_filters(warehouse, table, key, filters, rows, batch_rows):
+        parts = [*filters, *([batch_filter] if batch_filter else [])]
+        clause = f" WHERE {' AND '.join(parts)}" if parts else ""
+        yield warehouse.query(f"SELECT {columns} FROM {quote(table)}{clause}")  # noqa: S608
+
+
+def _batch_filters(warehouse: Warehouse, table: str, key: Sequence[str], filters: list[str],
+                   rows: int, batch_rows: int) -> list[str]:
+    """SQL conditions that cut ``rows`` rows into batches of about ``batch_rows``, each
+    key's rows in one batch: ranges of the first key column between its approximate
+    quantiles (a range reads only its own part of a table stored in key order), else
+    buckets of a hash of the whole key."""
+    count = max(1, math.ceil(rows / batch_rows))
+    if count == 1:
+        return [""]
+    first = key[0]
+    where = " AND ".join(filters)
+    fractions = [i / count for i in range(1, count)]
+    cuts = sorted(set(warehouse.approx_quantiles(table, first, fractions, where)))
+    literals = [_sql_literal(cut) for cut in cuts]
+    if cuts and all(literal is not None for literal in literals):
+        column = quote(first)
+        bounds: list[str | None] = [None, *literals]
+        ends: list[str | None] = [*literals, None]
+        return [" AND ".join([*([f"{column} >= {low}"] if low else []),
+                              *([f"{column} < {high}"] if high else [])])
+                for low, high in zip(bounds, ends, strict=True)]
+    bucket = warehouse.bucket_expression(key, count)
+    return [f"{bucket} = {i}" for i in range(count)]
+
+
+def _sql_literal(value: Any) -> str | None:
+    """``value`` as an SQL literal both warehouses read, for the kinds of key that cut
+    batches by range; ``None`` for other kinds (they are cut by hash)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | decimal.Decimal):
+        return str(value) if math.isfinite(value) else None
+    if isinstance(value, dt.datetime):
+        kind = "TIMESTAMP WITH TIME ZONE" if value.tzinfo else "TIMESTAMP"
+        return f"CAST('{value.isoformat()}' AS {kind})"
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return None
 
 
 def _read(warehouse: Warehouse, table: str, remedy: str) -> pa.Table:
@@ -144,10 +434,11 @@ def _references(warehouse: Warehouse, mapping: EntityMapping, spec: Normalizatio
 
 
 def clean_all(warehouse: Warehouse, spec: NormalizationSpec, *, run_id: str,
-              entities: Sequence[str] | None = None,
+              entities: Sequence[str] | None = None, full: bool = False,
               on_result: Callable[[NormalizeResult], None] | None = None) -> CleanRun:
     """Normalize ``entities`` (default: all, skipping those whose raw table was never
-    landed), then resolve parties when every entity they need is clean."""
+    landed), incrementally unless ``full``, then resolve parties when every entity they
+    need is clean."""
     run = CleanRun(run_id)
     run.references = land_reference_files(warehouse, spec)
     landed = set(warehouse.tables())
@@ -157,7 +448,7 @@ def clean_all(warehouse: Warehouse, spec: NormalizationSpec, *, run_id: str,
                     "(headwater run)" for m in spec.mappings
                     if not entities and m.source not in landed]
     for mapping in chosen:
-        result = clean_entity(warehouse, mapping, spec, run_id=run_id)
+        result = clean_entity(warehouse, mapping, spec, run_id=run_id, full=full)
         run.results.append(result)
         if on_result is not None:
             on_result(result)
@@ -191,7 +482,8 @@ def quarantined_share(warehouse: Warehouse, mapping: EntityMapping) -> tuple[int
 
 
 def reprocess_quarantined(warehouse: Warehouse, mapping: EntityMapping,
-                          spec: NormalizationSpec, *, run_id: str) -> NormalizeResult:
+                          spec: NormalizationSpec, *, run_id: str,
+                          batch_rows: int = BATCH_ROWS) -> EntityResult:
     """Normalize again only the raw rows now in quarantine (after a mapping or schema
     fix): rows that pass join the clean table, the rest replace their old quarantine
     rows. The landed raw table is read; no source is touched.
@@ -199,23 +491,20 @@ def reprocess_quarantined(warehouse: Warehouse, mapping: EntityMapping,
     The result describes the re-processed rows alone, so its threshold means nothing
     for the entity: judge that with :func:`quarantined_share`.
     """
-    quarantine = pl.from_arrow(_read(warehouse, quarantine_table(mapping.entity),
-                                     "normalize the entity first"))
-    keys = quarantine.get_column("source_key").unique().implode()
-    raw = pl.from_arrow(_read(warehouse, mapping.source, "land it first"))
-    retried = raw.filter(source_key(mapping).is_in(keys))
-    result = normalize(mapping, retried, run_id=run_id,
-                       references=_references(warehouse, mapping, spec))
-    passed = pl.from_arrow(result.clean)
-    # Same columns and types, except what the warehouse renamed (DuckDB calls UTC Etc/UTC).
-    clean = pl.from_arrow(warehouse.read_table(clean_table(mapping.entity))).cast(
-        dict(passed.schema))
-    merged = pl.concat([clean.join(passed, on=mapping.clean_key(), how="anti"), passed],
-                       how="vertical_relaxed")
-    kept = quarantine.filter(~pl.col("source_key").is_in(keys))
-    warehouse.replace_tables({
-        clean_table(mapping.entity): merged.to_arrow(),
-        quarantine_table(mapping.entity): pa.concat_tables(
-            [kept.to_arrow().cast(result.quarantine.schema), result.quarantine]),
-    })
+    quarantine = quarantine_table(mapping.entity)
+    if quarantine not in warehouse.tables():
+        raise ConfigurationError(f"the warehouse has no table {quarantine!r}: normalize the "
+                                 "entity first")
+    keys = warehouse.query(f"SELECT DISTINCT source_key FROM {quote(quarantine)}"  # noqa: S608
+                           ).column(0).combine_chunks()
+    references = _references(warehouse, mapping, spec)
+    result = _empty_result(mapping, run_id, "quarantined")
+    for raw in read_raw(warehouse, mapping, batch_rows=batch_rows):
+        frame = as_polars(raw)
+        retried = frame.filter(source_key(mapping).is_in(pl.Series(keys).implode()))
+        if not retried.height:
+            continue
+        batch = normalize(mapping, retried, run_id=run_id, references=references)
+        warehouse.replace_keyed(_replacing(mapping, retried.to_arrow(), batch))
+        result.add(batch)
     return result

@@ -329,11 +329,15 @@ def cmd_context(config: Config, args: argparse.Namespace) -> int:
     with open_warehouse(config.warehouse_url) as warehouse:
         for spec in chosen:
             try:
-                built = build_contexts(warehouse, spec, new_run_id()).metadata()
+                built = build_contexts(warehouse, spec, new_run_id(),
+                                       full=getattr(args, "full", False)).metadata()
             except HeadwaterError as exc:
                 failures.add(f"context {spec.name}", exc)
                 continue
-            print(f"{spec.table}: {built['contexts']:,} contexts, {built['trimmed']:,} trimmed "
+            rebuilt = "" if built["mode"] == "full" else \
+                f" ({built['rebuilt']:,} rebuilt, {built['removed']:,} removed)"
+            print(f"{spec.table}: {built['contexts']:,} contexts{rebuilt}, "
+                  f"{built['trimmed']:,} trimmed "
                   f"to {built['budget_tokens']:,} tokens, {built['provenance_entries']:,} "
                   f"source records ({built['seconds']:.2f}s)")
     return failures.status(len(chosen), "contexts")
@@ -389,6 +393,7 @@ def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
         if args.quarantined:
             return _reprocess(warehouse, spec, args.entities, run_id)
         run = clean_all(warehouse, spec, run_id=run_id, entities=args.entities or None,
+                        full=getattr(args, "full", False),
                         on_result=lambda result: print(_clean_summary(result)))
     if run.parties is not None:
         parties = run.parties
@@ -428,9 +433,14 @@ def _reprocess(warehouse: Warehouse, spec: NormalizationSpec, entities: list[str
 
 def _clean_summary(result: NormalizeResult, verb: str = "raw") -> str:
     superseded = f", {result.superseded_rows:,} superseded" if result.superseded_rows else ""
+    if getattr(result, "mode", None) == "incremental":
+        verb = f"new {verb}"
     line = (f"{result.entity}: {result.raw_rows:,} {verb} -> {result.clean_rows:,} clean, "
             f"{result.quarantined_rows:,} quarantined ({result.quarantine_share:.1%})"
             f"{superseded} in {sum(result.seconds.values()):.2f}s")
+    why = getattr(result, "why_full", "")
+    if why and why not in ("first run", "asked for"):
+        line += f"\n    rebuilt from every landed row: {why}"
     if result.failures:
         line += f"\n    quarantine reasons: {result.describe_reasons(5)}"
     return line
@@ -513,10 +523,17 @@ def parser() -> argparse.ArgumentParser:
     normalize.add_argument("entities", nargs="*", metavar="entity")
     normalize.add_argument("--quarantined", action="store_true",
                            help="re-process only the rows now in quarantine")
+    normalize.add_argument("--full", action="store_true",
+                           help="rebuild the clean and quarantine tables from every landed "
+                                "row (default: only rows landed since the last run, once the "
+                                "clean table exists)")
     normalize.set_defaults(fn=cmd_normalize)
     context = sub.add_parser("context", help="build the declared context documents (all by "
                              "default)")
     context.add_argument("names", nargs="*", metavar="context")
+    context.add_argument("--full", action="store_true",
+                         help="rebuild every document (default: only those of the roots "
+                              "whose records changed since the last build)")
     context.set_defaults(fn=cmd_context)
     model = sub.add_parser("model", help="run the declared model steps over their contexts "
                            "(all by default)")

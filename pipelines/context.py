@@ -41,7 +41,14 @@ import pyarrow as pa
 from connectors import ConfigurationError
 
 from ._canonical import canonical_json, content_hash, estimate_tokens
-from .warehouse import Warehouse
+from ._context_changes import (
+    CLEAN_LAG,
+    affected_roots,
+    context_fingerprint,
+    context_state_key,
+    why_full_build,
+)
+from .warehouse import KeyedRows, Warehouse, quote
 
 CONTEXT_SCHEMA = pa.schema([
     ("context_id", pa.string()), ("party_id", pa.string()),
@@ -282,17 +289,26 @@ def _ordering(text: Expression, spec: ContextSpec) -> tuple[pl.Expr, bool]:
 
 @dataclass
 class ContextRun:
-    """What one build wrote: counts for the orchestrator's metadata."""
+    """What one build wrote: counts for the orchestrator's metadata.
+
+    ``table`` holds the documents written by this build: all of them in a full build,
+    the rebuilt ones in an incremental build (``mode``), where ``total`` counts the
+    documents the context table holds afterwards and ``removed`` those deleted.
+    """
 
     spec: ContextSpec
     run_id: str
     table: pa.Table
     as_of: dt.datetime | None
     seconds: float
+    mode: str = "full"
+    total: int | None = None
+    removed: int = 0
+    why_full: str = ""
 
     @property
     def contexts(self) -> int:
-        return self.table.num_rows
+        return self.table.num_rows if self.total is None else self.total
 
     @property
     def trimmed(self) -> int:
@@ -305,7 +321,9 @@ class ContextRun:
     def metadata(self) -> dict[str, Any]:
         tokens = self.table.column("tokens").to_pylist()
         provenance = sum(len(json.loads(p)) for p in self.table.column("provenance").to_pylist())
-        return {"contexts": self.contexts, "trimmed": self.trimmed,
+        return {"contexts": self.contexts, "rebuilt": self.table.num_rows,
+                "removed": self.removed, "mode": self.mode,
+                "full_because": self.why_full or None, "trimmed": self.trimmed,
                 "over_budget": self.over_budget, "budget_tokens": self.spec.budget,
                 "tokens_total": sum(tokens), "tokens_max": max(tokens, default=0),
                 "provenance_entries": provenance,
@@ -353,9 +371,13 @@ def context_row(context_id: str, party_id: str | None, document: dict[str, Any],
             "as_of": as_of, "run_id": run_id}
 
 
-def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str) -> ContextRun:
-    """Build one document per root row from the clean tables and replace
-    ``context_<name>`` whole. Run after normalization (``headwater normalize``)."""
+def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
+                   full: bool = False) -> ContextRun:
+    """Build the context documents from the clean tables: only those of the roots whose
+    records changed since the last build, merged by ``context_id`` into
+    ``context_<name>``; every document, replacing the table whole, on the first build,
+    with ``full=True``, or when something every document depends on changed (the
+    declaration, ``as_of``, the party crosswalk). Run after normalization."""
     started = time.perf_counter()
     present = set(warehouse.tables())
     missing = [t for t in spec.tables() if t not in present]
@@ -363,14 +385,37 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str) -> Cont
         raise ConfigurationError(
             f"context {spec.name!r} reads {missing}, which the warehouse lacks: land and "
             "normalize their sources first (headwater run, headwater normalize)")
+    watermark = dt.datetime.now(dt.UTC) - CLEAN_LAG
     frames = {t: _in_utc(pl.from_arrow(warehouse.read_table(t))) for t in spec.tables()}
     _check_columns(spec, frames)
     as_of = _as_of(spec, frames)
+    documents = _Documents(spec, frames, as_of)
+    fingerprint = context_fingerprint(spec, frames, as_of)
+    saved = None if full else warehouse.load_state(context_state_key(spec.name))
+    why_full = why_full_build(saved, fingerprint, spec.table in present)
+    state = {"since": watermark, "fingerprint": fingerprint}
+    if why_full:
+        rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
+                for context_id, party, document, provenance in documents.build()]
+        table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
+        warehouse.replace_tables({spec.table: table})
+        warehouse.save_state(context_state_key(spec.name), state, run_id)
+        return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
+                          why_full=why_full)
+    assert saved is not None
+    stored = warehouse.query(f"SELECT context_id, provenance FROM {quote(spec.table)}")  # noqa: S608
+    affected, removed = affected_roots(spec, frames, documents, stored, saved["since"])
     rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
-            for context_id, party, document, provenance in _Documents(spec, frames, as_of)]
+            for context_id, party, document, provenance in documents.build(affected)]
     table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
-    warehouse.replace_tables({spec.table: table})
-    return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started)
+    keys = pa.table({"context_id": pa.array(sorted(affected | removed), pa.string())})
+    warehouse.replace_keyed({spec.table: KeyedRows(("context_id",), keys, table)},
+                            state_key=context_state_key(spec.name), state=state,
+                            run_id=run_id)
+    total = stored.num_rows + len(affected - set(stored.column("context_id").to_pylist())) \
+        - len(removed)
+    return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
+                      mode="incremental", total=total, removed=len(removed))
 
 
 def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
@@ -416,6 +461,7 @@ class _Documents:
                 self.members[(row["party_id"], row["system"])].append(str(row["source_key"]))
         self.frames = {s.name: self._section_frame(s, frames[clean_table(s.entity)])
                        for s in spec.sections}
+        self._links: tuple[dict[str, list[dict]], dict[str, list[list[int]]]] | None = None
 
     def _prepared(self, frame: pl.DataFrame, where: Filter | None,
                   order: Sequence[Expression], descending: Sequence[bool]) -> pl.DataFrame:
@@ -442,19 +488,44 @@ class _Documents:
         return self._prepared(frame, section.where, section.order_by or (section.key,),
                               section.descending)
 
-    def __iter__(self) -> Iterable[tuple[str, str | None, dict[str, Any], list[dict]]]:
+    def _linkage(self) -> tuple[dict[str, list[dict]], dict[str, list[list[int]]]]:
+        """Each section's rows, and per section and root the indices of its items."""
+        if self._links is None:
+            spec = self.spec
+            rows = {name: frame.to_dicts() for name, frame in self.frames.items()}
+            groups = {s.name: self._groups(s, rows[s.name]) for s in spec.sections}
+            items_of: dict[str, list[list[int]]] = {}
+            for section in spec.sections:
+                items_of[section.name] = [
+                    self._linked(section, index, root, groups, items_of, rows)
+                    for index, root in enumerate(self.roots)]
+            self._links = rows, items_of
+        return self._links
+
+    def roots_citing(self, source_ids: set[str]) -> set[str]:
+        """The roots whose documents would now hold one of ``source_ids``."""
+        rows, items_of = self._linkage()
+        found = set()
+        for section in self.spec.sections:
+            section_rows = rows[section.name]
+            for index, items in enumerate(items_of[section.name]):
+                if any(f"{section.entity}:{section_rows[i][section.key]}" in source_ids
+                       for i in items):
+                    found.add(str(self.roots[index][self.spec.root.key]))
+        return found
+
+    def build(self, only: set[str] | None = None
+              ) -> Iterable[tuple[str, str | None, dict[str, Any], list[dict]]]:
+        """``(context_id, party_id, document, provenance)`` of every root, or of the
+        roots in ``only``."""
         spec = self.spec
-        rows = {name: frame.to_dicts() for name, frame in self.frames.items()}
-        groups = {s.name: self._groups(s, rows[s.name]) for s in spec.sections}
-        items_of: dict[str, list[list[int]]] = {}
-        for section in spec.sections:
-            items_of[section.name] = [
-                self._linked(section, index, root, groups, items_of, rows)
-                for index, root in enumerate(self.roots)]
+        rows, items_of = self._linkage()
         summaries = {summary.name: self._summaries(summary, items_of[summary.section])
                      for summary in spec.summaries}
         for index, root in enumerate(self.roots):
             key = root[spec.root.key]
+            if only is not None and str(key) not in only:
+                continue
             document: dict[str, Any] = {spec.root.entity: _item(spec.root.entity, key, root,
                                                                  spec.root.fields)}
             provenance = [provenance_entry(spec.root.entity, key, root)]

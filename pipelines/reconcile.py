@@ -24,7 +24,7 @@ from typing import Any
 
 from connectors import ConfigurationError, Connector, checkpoint_of, without_checkpoint
 
-from .runner import new_run_id, state_key
+from .runner import new_run_id, note_deletions, state_key
 from .warehouse import RowsGone, Warehouse, raw_table_name
 
 
@@ -112,6 +112,8 @@ def reconcile_stream(connector: Connector, stream: str, warehouse: Warehouse, *,
                          "run_id": run_id}}
         settled = warehouse.remove_gone(table, gone, state_key=reconcile_key(key), state=done)
         result.removed = settled.removed
+        if settled.removed:
+            note_deletions(warehouse, table, run_id)
     result.seconds = time.monotonic() - started
     return result
 

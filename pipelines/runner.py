@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors import ConfigurationError, Connector, Stream, checkpoint_of
+from connectors import ConfigurationError, Connector, KeyRange, Stream, checkpoint_of
 
 from ._contract import hold_to_contract
 from .progress import Progress, Silent
@@ -89,6 +89,17 @@ class StreamResult:
 
 def state_key(connector: str, stream: str) -> str:
     return f"{connector}.{stream}"
+
+
+def deletions_key(table: str) -> str:
+    """The state entry that says when rows were last removed from or marked deleted in
+    ``table``: incremental normalization rebuilds an entity after that (it reads only
+    rows landed since its last run, and a delete lands none)."""
+    return f"deletions.{table}"
+
+
+def note_deletions(warehouse: Warehouse, table: str, run_id: str | None = None) -> None:
+    warehouse.save_state(deletions_key(table), {"at": dt.datetime.now(dt.UTC)}, run_id)
 
 
 def full_read_key(key: str) -> str:
@@ -158,6 +169,7 @@ def run_stream(
     window: tuple[Any, Any] | None = None,
     commit_seconds: float = COMMIT_SECONDS,
     lock_wait: float | None = None,
+    key_range: KeyRange | None = None,
 ) -> StreamResult:
     """Land one stream in ``raw_<connector>__<stream>``, resuming from its saved state.
 
@@ -175,7 +187,9 @@ def run_stream(
     continuing from the stream's state; its checkpoints are kept under a key of its own
     (``connector.stream@start``), so a killed partition resumes and a backfill of many
     partitions never moves the stream's incremental cursor (partitions hold locks of
-    their own, so they land side by side).
+    their own, so they land side by side). ``key_range`` does the same for the rows of
+    one range of a key column (``connector.stream@id[1000,2000)``), for SQL and ODBC
+    streams without a usable time column.
     """
     declared = connector.stream(stream)
     run_id = run_id or new_run_id()
@@ -183,6 +197,9 @@ def run_stream(
     if window is not None:
         declared = windowed(declared, window)
         key = f"{key}@{_bound_text(window[0])}"
+    if key_range is not None:
+        declared = key_ranged(connector, declared, key_range)
+        key = f"{key}@{key_range.label()}"
     with warehouse.stream_lock(key, run_id, wait=lock_wait):
         return _land(connector, declared, warehouse, key, run_id, progress or Silent(),
                      prefetch, _Every(commit_rows, commit_seconds), on_batch)
@@ -290,6 +307,8 @@ def _begin_full_read(warehouse: Warehouse, declared: Stream, key: str, run_id: s
     removes: rows none of its runs landed or sent to ``rejects``. ``None`` for streams
     that keep every row."""
     mode = declared.deletes_mode
+    if "@" in key:
+        return None  # a partition (a window or key range) reads part of the source only
     if declared.deletes is None and not mirrors:
         mode = None  # a connector of a new kind says when its reads are complete
     if mode not in ("hard", "soft"):
@@ -334,6 +353,7 @@ class _Landing:
                 provenance=self.provenance, state_key=state_key, state=state)
             result.removed += removed
             if removed:
+                note_deletions(self.warehouse, table, self.provenance.run_id)
                 log.info("%s: %d row(s) no longer at the source %s in %s", self.where,
                          removed, "removed" if gone.deletes == "hard" else "marked deleted",
                          table)
@@ -396,6 +416,17 @@ def windowed(stream: Stream, window: tuple[Any, Any]) -> Stream:
         )
     start, end = window
     return replace(stream, incremental=replace(stream.incremental, start=start, end=end))
+
+
+def key_ranged(connector: Connector, stream: Stream, key_range: KeyRange) -> Stream:
+    """``stream`` limited to the rows of ``key_range`` (SQL and ODBC streams)."""
+    if not hasattr(stream, "key_range"):
+        raise ConfigurationError(
+            f"connector {connector.name!r}, stream {stream.name!r}: a {connector.kind} stream "
+            "cannot be read by key range; partition it by day of its cursor "
+            "(partition = \"daily\") instead"
+        )
+    return replace(stream, key_range=key_range)
 
 
 def _bound_text(bound: Any) -> str:

@@ -15,7 +15,7 @@ import pipelines.warehouse
 PINNED = {
     connectors: [
         "NO_RETRY", "AuthenticationError", "ConfigurationError", "Connector",
-        "DataContractError", "HeadwaterError", "Incremental", "MissingCursor",
+        "DataContractError", "HeadwaterError", "Incremental", "KeyRange", "MissingCursor",
         "ODBCConnector", "RESTConnector", "RESTStream", "RecordBatcher", "RedactingFilter",
         "Retrier", "RetriableSourceError", "RetryPolicy",
         "SOAPConnector", "SOAPStream", "SQLConnector", "SQLQuery", "SQLTable",
@@ -57,9 +57,9 @@ PINNED = {
         "resolve", "source_key",
     ],
     pipelines.warehouse: [
-        "DELETED_AT", "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "Provenance",
-        "RowsGone", "SchemaDiff", "Settled", "StreamLocked", "Warehouse", "open_warehouse",
-        "quote", "raw_table_name", "rebuild_hint", "rejects_table_name",
+        "DELETED_AT", "PROVENANCE_COLUMNS", "STATE_TABLE", "DuckDBWarehouse", "KeyedRows",
+        "Provenance", "RowsGone", "SchemaDiff", "Settled", "StreamLocked", "Warehouse",
+        "open_warehouse", "quote", "raw_table_name", "rebuild_hint", "rejects_table_name",
     ],
 }
 

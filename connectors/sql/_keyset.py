@@ -36,13 +36,21 @@ def chunk_select(
     cursor: ColumnElement | None = None,
     window: tuple[Any, Any] = (None, None),
     null_cursor: bool = False,
+    key_range: tuple[ColumnElement, Any, Any] | None = None,
 ) -> sa.Select:
     """One chunk of a keyset read.
 
     ``null_cursor`` selects the rows whose cursor is null (ordered by primary key);
     otherwise rows inside ``window`` = ``(start, end)`` on ``cursor``, if given.
+    ``key_range`` = ``(column, start, end)`` keeps the rows of one partition.
     """
     stmt = sa.select(*columns).select_from(source)
+    if key_range is not None:
+        column, low, high = key_range
+        if low is not None:
+            stmt = stmt.where(column >= low)
+        if high is not None:
+            stmt = stmt.where(column < high)
     if cursor is not None:
         if null_cursor:
             stmt = stmt.where(cursor.is_(None))

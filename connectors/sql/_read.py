@@ -44,6 +44,7 @@ class StreamRead:
         self.max_boundary = [tuple(k) for k in resume.get("max_boundary", self.saved_boundary)]
         inc = stream.incremental
         self.window = inc.window(self.saved_cursor) if inc else None
+        self.key_range = getattr(stream, "key_range", None)
 
     def phases(self) -> list[str]:
         inc = self.stream.incremental
@@ -85,8 +86,16 @@ class StreamRead:
         return chunk_select(
             plan.source, plan.columns, [plan.column(k) for k in plan.order_key(phase)],
             limit=self.connector.chunk_size, after=self.after, cursor=cursor, window=window,
-            null_cursor=phase == "nulls",
+            null_cursor=phase == "nulls", key_range=self._key_range_bounds(),
         )
+
+    def _key_range_bounds(self) -> tuple[Any, Any, Any] | None:
+        if self.key_range is None:
+            return None
+        names = [f.name for f in self.plan.schema]
+        column = self.connector.resolve_column(self.stream, self.key_range.column, names,
+                                               "partition key column")
+        return self.plan.column(column), self.key_range.start, self.key_range.end
 
     def _read_phase(self, phase: str) -> Iterator[pa.RecordBatch]:
         key_index = [self.plan.schema.get_field_index(k) for k in self.plan.order_key(phase)]

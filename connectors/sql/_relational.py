@@ -358,6 +358,18 @@ class RelationalConnector(Connector):
         _, rows = self.execute(stmt, "reading the latest cursor")
         return rows[0][0] if rows else None
 
+    def key_span(self, stream: str | Stream, column: str) -> tuple[Any, Any]:
+        """The lowest and highest value of ``column`` in the stream now (``(None, None)``
+        for an empty one): one aggregate query, to split a stream into key ranges."""
+        declared = self.stream(stream)
+        plan = self.plan(declared)
+        name = self.resolve_column(declared, column, [f.name for f in plan.schema],
+                                   "partition key column")
+        stmt = sa.select(sa.func.min(plan.column(name)), sa.func.max(plan.column(name))
+                         ).select_from(plan.source)
+        _, rows = self.execute(stmt, "reading the span of the partition key")
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
     def any_null_cursor(self, plan: ReadPlan) -> bool:
         return self._any_null(plan, [plan.cursor_field], "checking for missing cursors")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .._errors import ConfigurationError
+from .._incremental import KeyRange
 from .._stream import Stream
 
 _READ_ONLY = re.compile(r"^\s*(?:select|with)\b", re.IGNORECASE)
@@ -24,6 +25,8 @@ class _Typed(Stream):
     """
 
     column_types: Mapping[str, str | pa.DataType] = field(default_factory=dict, compare=False)
+    #: Read only the rows of one key range (a partition); set by the runner.
+    key_range: KeyRange | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

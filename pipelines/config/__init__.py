@@ -28,7 +28,7 @@ from connectors import ConfigurationError, Connector
 from . import _models as models
 from ._connectors import ConnectorConfig, incremental, retry_policy, stream_name
 from ._load import parse
-from ._models import ContextDeclaration, DagsterSpec, ModelDeclaration, NormalizationSpecModel
+from ._models import ContextDeclaration, DagsterSettings, ModelDeclaration, NormalizationSpecModel
 from ._references import import_module, load_reference
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Config:
     models: dict[str, ModelDeclaration] = field(default_factory=dict)
     origin: str = EMBEDDED_ORIGIN
     folder: Path | None = None
-    dagster: DagsterSpec = field(default_factory=DagsterSpec)
+    dagster: DagsterSettings = field(default_factory=DagsterSettings)
 
     def connector_names(self) -> list[str]:
         return list(self.connectors)

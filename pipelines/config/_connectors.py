@@ -53,8 +53,7 @@ class ConnectorConfig:
         found = dict(self.settings.partitions)
         for stream in self.declared_streams:
             if stream.partition:
-                found[stream_name(stream)] = m.PartitionSpec(kind=stream.partition,
-                                                             start=stream.partition_start)
+                found[stream_name(stream)] = stream.partition_spec()
         return found
 
     def build(self) -> Connector:

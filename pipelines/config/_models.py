@@ -93,10 +93,32 @@ class PaginatorSpec(BaseModel):
 
 
 class PartitionSpec(Strict):
-    """How a stream's backfills are split (``partition = "daily"``)."""
+    """How a stream's backfills are split: by day of its cursor (``kind = "daily"``,
+    ``start``), or by ranges of a key column (``kind = "key_range"``, ``key``, and
+    ``count`` ranges between the key's lowest and highest value or explicit split
+    ``bounds``), for tables without a usable time column."""
 
-    kind: Literal["daily"] = "daily"
-    start: dt.date
+    kind: Literal["daily", "key_range"] = "daily"
+    start: dt.date | None = None
+    key: str | None = None
+    count: int | None = Field(None, ge=1, le=10_000)
+    bounds: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> PartitionSpec:
+        if self.kind == "daily" and self.start is None:
+            raise ValueError("partition = \"daily\" needs partition_start = \"YYYY-MM-DD\"")
+        if self.kind == "key_range":
+            if not self.key:
+                raise ValueError("partition = \"key_range\" needs partition_key = \"<column>\"")
+            if (self.count is None) == (self.bounds is None):
+                raise ValueError("partition = \"key_range\" needs either partitions = <count> "
+                                 "or partition_bounds = [<split values>, ...]")
+            if self.bounds is not None and (not self.bounds or sorted(self.bounds)
+                                            != self.bounds or len(set(self.bounds))
+                                            != len(self.bounds)):
+                raise ValueError("partition_bounds must be distinct values in increasing order")
+        return self
 
 
 # -- streams --------------------------------------------------------------------------------
@@ -111,7 +133,7 @@ class IncrementalFields(Strict):
     end: Any = None
     on_missing_cursor: Literal["include", "skip", "fail"] = "include"
     primary_key: list[str] = []
-    partition: Literal["daily"] | None = None
+    partition: Literal["daily", "key_range"] | None = None
     partition_start: dt.date | None = None
     # What the warehouse keeps as the source changes: deleted rows and schema drift.
     deletes: Literal["hard", "soft", "keep"] | None = None
@@ -135,14 +157,25 @@ class IncrementalFields(Strict):
                              "cursor); a full-refresh stream removes rows no longer at the "
                              "source at every run (deletes = \"hard\" | \"soft\" | \"keep\")")
         return value
+    partition_key: str | None = None
+    partitions: int | None = Field(None, ge=1, le=10_000)
+    partition_bounds: list[Any] | None = None
 
     @model_validator(mode="after")
     def _partition(self) -> IncrementalFields:
-        if self.partition and self.partition_start is None:
-            raise ValueError("partition = \"daily\" needs partition_start = \"YYYY-MM-DD\"")
-        if self.partition and not self.cursor:
-            raise ValueError("a partitioned stream needs a cursor to read by window")
+        if self.partition:
+            self.partition_spec()  # complete, or a one-line error naming what is missing
+        if self.partition == "daily" and not self.cursor:
+            raise ValueError("a daily-partitioned stream needs a cursor to read by window")
         return self
+
+    def partition_spec(self) -> PartitionSpec | None:
+        """The stream's ``partition*`` keys as one :class:`PartitionSpec`."""
+        if not self.partition:
+            return None
+        return PartitionSpec(kind=self.partition, start=self.partition_start,
+                             key=self.partition_key, count=self.partitions,
+                             bounds=self.partition_bounds)
 
 
 class SQLStreamSpec(IncrementalFields):
@@ -215,6 +248,7 @@ class Orchestration(Strict):
     tags: dict[str, str] = {}
     description: str | None = None
     partitions: dict[str, PartitionSpec] = {}
+    max_concurrent_reads: int | None = Field(None, ge=1)
 
     @field_validator("schedule")
     @classmethod
@@ -321,6 +355,38 @@ class WarehouseSpec(Strict):
     """``[warehouse] url = "duckdb:///path.duckdb"`` or ``postgresql://...``."""
 
     url: str
+
+
+class DagsterSettings(Strict):
+    """``[dagster]``: where Dagster runs the steps of a run (docs/deploy.md).
+
+    ``executor = "auto"`` (the default) runs steps in-process on a DuckDB warehouse (one
+    writer) and in parallel processes on PostgreSQL; ``"celery"`` hands each step to
+    Celery workers on ``broker`` (``amqp://...`` for RabbitMQ, ``redis://...``), with
+    ``backend`` for results, on the broker's ``queue`` (give each deployment that shares a
+    broker a queue of its own); ``"k8s"`` runs each step as a Kubernetes job, ``k8s`` holding
+    the job executor's own settings (namespace, image pull policy, secrets, ...).
+    Schedules and sensors start stopped, as Dagster's do (turn them on in the UI), unless
+    ``start_automation = true``.
+    """
+
+    start_automation: bool = False
+    executor: Literal["auto", "in_process", "multiprocess", "celery", "k8s"] = "auto"
+    broker: str | None = None
+    backend: str = "rpc://"
+    queue: str = Field("dagster", pattern=r"^[A-Za-z0-9_.-]+$")
+    max_concurrent: int | None = Field(None, ge=1)
+    k8s: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _broker(self) -> DagsterSettings:
+        if self.executor == "celery" and not self.broker:
+            raise ValueError("executor = \"celery\" needs broker = \"amqp://...\" (RabbitMQ) "
+                             "or \"redis://...\"")
+        if self.broker and not self.broker.startswith(("amqp://", "pyamqp://", "redis://",
+                                                        "rediss://")):
+            raise ValueError("broker must be an amqp:// (RabbitMQ) or redis:// URL")
+        return self
 
 
 class NormalizationSpecModel(Strict):
@@ -464,18 +530,11 @@ class ModelDeclaration(Strict):
         return self
 
 
-class DagsterSpec(Strict):
-    """``[dagster]``: how the code location behaves. Schedules and sensors start stopped,
-    as Dagster's do (turn them on in the UI), unless ``start_automation = true``."""
-
-    start_automation: bool = False
-
-
 class ConfigFile(Strict):
     """The whole file, before connectors are checked kind by kind."""
 
     warehouse: WarehouseSpec
-    dagster: DagsterSpec = DagsterSpec()
+    dagster: DagsterSettings = DagsterSettings()
     connectors: dict[str, dict[str, Any]] = {}
     normalization: NormalizationSpecModel = NormalizationSpecModel()
     contexts: dict[str, ContextDeclaration] = {}

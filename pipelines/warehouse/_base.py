@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -116,6 +116,16 @@ class Settled(NamedTuple):
 
     written: int
     removed: int
+
+
+@dataclass(frozen=True)
+class KeyedRows:
+    """Rows replacing others by key: delete where ``key`` equals a row of ``keys``, then
+    insert ``rows`` (see :meth:`Warehouse.replace_keyed`)."""
+
+    key: tuple[str, ...]
+    keys: pa.Table
+    rows: pa.Table
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,41 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def drop_table(self, table: str) -> bool:
         """Drop ``table`` if it exists; whether it did."""
+
+    @abc.abstractmethod
+    def replace_keyed(self, changes: Mapping[str, KeyedRows], *, state_key: str | None = None,
+                      state: dict[str, Any] | None = None, run_id: str | None = None) -> None:
+        """For each table: delete the rows whose ``key`` columns equal a row of ``keys``,
+        then insert ``rows``; all tables (created from ``rows`` if missing, new columns
+        added) and ``state`` in one transaction. For derived tables updated by key
+        (incremental clean and quarantine tables, context documents)."""
+
+    @abc.abstractmethod
+    def rename_tables(self, renames: Mapping[str, str], *, state_key: str | None = None,
+                      state: dict[str, Any] | None = None, run_id: str | None = None) -> None:
+        """Replace each target table with a table built beside it (``{built: target}``),
+        together with ``state``, in one transaction: readers see the old tables or the
+        new ones, never a mix."""
+
+    @abc.abstractmethod
+    def drop_tables(self, tables: Sequence[str]) -> None:
+        """Drop the tables that exist among ``tables``."""
+
+    def approx_quantiles(self, table: str, column: str, fractions: Sequence[float],
+                         where: str = "") -> list[Any]:
+        """Values of ``column`` near each fraction of its distribution (cheap: the cut
+        points of batches, which need not be exact)."""
+        raise NotImplementedError
+
+    def bucket_expression(self, columns: Sequence[str], buckets: int) -> str:
+        """SQL for ``0 <= bucket < buckets`` of a row by a hash of ``columns``: batches
+        that keep every row of one key together."""
+        raise NotImplementedError
+
+    def landings_in_flight(self) -> dict[str, LockHolder]:
+        """Stream key -> the run landing it now (in this process; engines that can tell
+        add other processes)."""
+        return PROCESS_LOCKS.holders(self._lock_scope())
 
     @abc.abstractmethod
     def replace_tables(self, tables: dict[str, pa.Table]) -> None:

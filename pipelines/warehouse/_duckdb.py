@@ -19,6 +19,7 @@ from ._base import (
     DELETED_AT,
     PROVENANCE_COLUMNS,
     STATE_TABLE,
+    KeyedRows,
     Provenance,
     RowsGone,
     SchemaDiff,
@@ -43,6 +44,7 @@ _PROVENANCE_DDL = {
     "_hw_run_id": "VARCHAR",
 }
 _BATCH_VIEW = "_hw_batch"
+_KEYS_VIEW = "_hw_keys"
 # DuckDB's buffer pool otherwise grows to 80% of RAM, keeping every block a load wrote:
 # memory would grow with the table. Landing needs little (64 MB lands as fast as 128 MB
 # and keeps a 5M-row load 60 MB smaller); queries spill beyond it.
@@ -351,6 +353,74 @@ class DuckDBWarehouse(Warehouse):
             except BaseException:
                 self._con.rollback()
                 raise
+
+    def replace_keyed(self, changes, *, state_key=None, state=None, run_id=None):
+        with self._lock, self._threads_for_merge():
+            self._con.begin()
+            try:
+                for table, change in changes.items():
+                    self._replace_keyed(table, change)
+                    self._before_commit(table)
+                if state_key is not None:
+                    self._write_state(state_key, state or {}, run_id)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                for table in changes:
+                    self._columns.pop(table, None)
+                raise
+
+    def _replace_keyed(self, table: str, change: KeyedRows) -> None:
+        self._con.register(_BATCH_VIEW, change.rows)
+        try:
+            columns, created = self._ensure_table(table, provenance=False)
+            if not created and change.keys.num_rows:
+                self._con.register(_KEYS_VIEW, change.keys)
+                try:
+                    match = " AND ".join(f"{quote(table)}.{quote(k)} = k.{quote(k)}"
+                                         for k in change.key)
+                    self._con.execute(f"DELETE FROM {quote(table)} USING {_KEYS_VIEW} AS k "  # noqa: S608
+                                      f"WHERE {match}")
+                finally:
+                    self._con.unregister(_KEYS_VIEW)
+            if change.rows.num_rows:
+                names = ", ".join(quote(c) for c in columns)
+                self._con.execute(f"INSERT INTO {quote(table)} ({names}) "  # noqa: S608
+                                  f"SELECT {names} FROM {_BATCH_VIEW}")
+        finally:
+            self._con.unregister(_BATCH_VIEW)
+
+    def rename_tables(self, renames, *, state_key=None, state=None, run_id=None):
+        with self._lock:
+            self._con.begin()
+            try:
+                for built, target in renames.items():
+                    self._con.execute(f"DROP TABLE IF EXISTS {quote(target)}")
+                    self._con.execute(f"ALTER TABLE {quote(built)} RENAME TO {quote(target)}")
+                    self._columns.pop(built, None)
+                    self._columns.pop(target, None)
+                    self._before_commit(target)
+                if state_key is not None:
+                    self._write_state(state_key, state or {}, run_id)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
+    def drop_tables(self, tables):
+        with self._lock:
+            for table in tables:
+                self._con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+                self._columns.pop(table, None)
+
+    def approx_quantiles(self, table, column, fractions, where=""):
+        clause = f" WHERE {where}" if where else ""
+        found = self.query(f"SELECT approx_quantile({quote(column)}, "  # noqa: S608
+                           f"{[float(f) for f in fractions]}) FROM {quote(table)}{clause}")
+        return found.column(0)[0].as_py() or []
+
+    def bucket_expression(self, columns, buckets):
+        return f"(hash({', '.join(quote(c) for c in columns)}) % {int(buckets)})"
 
     # -- state --------------------------------------------------------------------
 

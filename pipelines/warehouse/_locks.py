@@ -78,6 +78,12 @@ class ProcessLocks:
             self._held[(scope, key)] = holder
             return None
 
+    def holders(self, scope: str) -> dict[str, LockHolder]:
+        """Stream key -> holder, of the locks held in ``scope`` now."""
+        with self._changed:
+            return {key: holder for (held_scope, key), holder in self._held.items()
+                    if held_scope == scope}
+
     def release(self, scope: str, key: str) -> None:
         with self._changed:
             self._held.pop((scope, key), None)

@@ -48,6 +48,7 @@ log = logging.getLogger("headwater.warehouse")
 
 LOCK_TABLE = "_headwater_locks"
 _STAGE = "_hw_stage"
+_KEYS = "_hw_keys"
 _INTEGERS = ["SMALLINT", "INTEGER", "BIGINT"]
 _TYPES = TypeCheck({
     **{small: set(_INTEGERS[i + 1:]) for i, small in enumerate(_INTEGERS)},
@@ -484,6 +485,84 @@ class PostgresWarehouse(Warehouse):
             except BaseException:
                 self._con.rollback()
                 raise
+
+    def replace_keyed(self, changes, *, state_key=None, state=None, run_id=None):
+        with self._lock, self._con.cursor() as cur:
+            try:
+                for table, change in changes.items():
+                    columns = self._ensure_table(cur, table, change.rows.schema, False, ())
+                    if change.keys.num_rows:
+                        cur.adbc_ingest(_KEYS, change.keys, mode="replace", temporary=True)
+                        match = " AND ".join(f"t.{quote(k)} = k.{quote(k)}" for k in change.key)
+                        cur.execute(f"DELETE FROM {self._name(table)} AS t "  # noqa: S608
+                                    f"USING {quote(_KEYS)} AS k WHERE {match}")
+                    if change.rows.num_rows:
+                        self._upsert(cur, table, change.rows, (), None, columns)
+                    self._before_commit(table)
+                if state_key is not None:
+                    self._write_state(cur, state_key, state or {}, run_id)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                for table in changes:
+                    self._columns.pop(table, None)
+                    self._keys.pop(table, None)
+                raise
+
+    def rename_tables(self, renames, *, state_key=None, state=None, run_id=None):
+        with self._lock, self._con.cursor() as cur:
+            try:
+                for built, target in renames.items():
+                    self._ddl_lock(cur, self.schema, target)
+                    cur.execute(f"DROP TABLE IF EXISTS {self._name(target)}")
+                    cur.execute(f"ALTER TABLE {self._name(built)} RENAME TO {quote(target)}")
+                    for name in (built, target):
+                        self._columns.pop(name, None)
+                        self._keys.pop(name, None)
+                    self._before_commit(target)
+                if state_key is not None:
+                    self._write_state(cur, state_key, state or {}, run_id)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
+    def drop_tables(self, tables):
+        with self._lock, self._con.cursor() as cur:
+            try:
+                for table in tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {self._name(table)}")
+                    self._columns.pop(table, None)
+                    self._keys.pop(table, None)
+                self._con.commit()
+            except BaseException:
+                self._con.rollback()
+                raise
+
+    def approx_quantiles(self, table, column, fractions, where=""):
+        clause = f" WHERE {where}" if where else ""
+        points = ", ".join(str(float(f)) for f in fractions)
+        found = self.query(f"SELECT percentile_disc(ARRAY[{points}]) WITHIN GROUP "  # noqa: S608
+                           f"(ORDER BY {quote(column)}) FROM {quote(table)}{clause}")
+        return found.column(0)[0].as_py() or []
+
+    def bucket_expression(self, columns, buckets):
+        row = ", ".join(f"{quote(c)}::text" for c in columns)
+        return f"(abs(hashtextextended(concat_ws('|', {row}), 0)) % {int(buckets)})"
+
+    def landings_in_flight(self):
+        """Every run landing a stream of this schema now, in any process: the lock
+        table's records whose session still exists."""
+        held = super().landings_in_flight()
+        with self._lock, self._con.cursor() as cur:
+            cur.execute(
+                f"SELECT l.stream, l.run_id, l.since, l.pid FROM {self._name(LOCK_TABLE)} l "  # noqa: S608
+                "JOIN pg_stat_activity a ON a.pid = l.pid AND l.since >= a.backend_start")
+            rows = cur.fetchall()
+            self._con.commit()
+        for key, run_id, since, pid in rows:
+            held.setdefault(key, LockHolder(run_id, since, f"PostgreSQL backend pid {pid}"))
+        return held
 
     def _write_state(self, cur: Any, key: str, state: dict[str, Any], run_id: str | None) -> None:
         cur.execute(
