@@ -361,3 +361,35 @@ def test_delete_and_contract_settings_reach_the_streams(shop) -> None:
     assert (sales.deletes_mode, sales.schema_contract) == ("soft", "discard_rows")
     assert (recent.deletes_mode, recent.reconcile_deletes) == (None, "hard")
     assert (items.deletes_mode, items.schema_contract) == ("hard", "freeze")
+
+
+def test_a_rest_stream_declares_its_field_types_in_toml(shop, capsys) -> None:
+    config = read_config(textwrap.dedent("""
+        [warehouse]
+        url = "duckdb:///unused.duckdb"
+        [connectors.api]
+        kind = "rest"
+        base_url = "http://127.0.0.1:9"
+        [[connectors.api.streams]]
+        name = "items"
+        path = "/items"
+        primary_key = ["id"]
+        columns = { id = "int64", total = "decimal(12,2)", changed = "timestamptz" }
+    """), "test", None)
+    connector = config.build_connector("api")
+    schema = connector.stream("items").schema
+    assert [str(f.type) for f in schema] == ["int64", "decimal128(12, 2)",
+                                             "timestamp[us, tz=UTC]"]
+    connector.close()
+    bad = write(shop, textwrap.dedent("""
+        [connectors.api]
+        kind = "rest"
+        base_url = "http://127.0.0.1:9"
+        [[connectors.api.streams]]
+        name = "items"
+        path = "/items"
+        primary_key = ["id"]
+        columns = { total = "money" }
+    """))
+    assert "connectors.api.streams.items.columns.total: unknown column type 'money'" in \
+        failure(bad, capsys)

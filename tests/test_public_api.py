@@ -25,7 +25,8 @@ PINNED = {
     ],
     connectors.sql: [
         "ReadPlan", "SQLConnector", "SQLQuery", "SQLTable", "after_key", "arrow_type",
-        "chunk_select", "create_source_engine", "describe_url", "translate_error",
+        "chunk_select", "create_source_engine", "declared_column_type", "describe_url",
+        "translate_error",
     ],
     connectors.odbc: [
         "ANSIDialect", "ConnectionString", "ODBCColumn", "ODBCConnector", "ODBCReadPlan",

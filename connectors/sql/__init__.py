@@ -5,7 +5,7 @@ from ._keyset import after_key, chunk_select
 from ._plan import ReadPlan
 from ._streams import SQLQuery, SQLTable
 from ._translate import translate_error
-from ._types import arrow_type
+from ._types import arrow_type, declared_column_type
 
 __all__ = [
     "ReadPlan",
@@ -16,6 +16,7 @@ __all__ = [
     "arrow_type",
     "chunk_select",
     "create_source_engine",
+    "declared_column_type",
     "describe_url",
     "translate_error",
 ]

@@ -244,6 +244,7 @@ def _rest(settings: m.RESTConnectorSpec, name: str) -> dict[str, Any]:
         paginator=paginator(s.paginator, f"connectors.{name}.streams.{s.name}"),
         params=dict(s.params), since_param=s.since_param, nested=s.nested,
         primary_key=tuple(s.primary_key), incremental=incremental(s),
+        schema=declared_schema(s.columns, f"connectors.{name}.streams.{s.name}.columns"),
         max_pages=s.max_pages, max_response_bytes=s.max_response_bytes, **sync_settings(s),
     ) for s in settings.streams]
     return {"streams": streams, "base_url": settings.base_url,
@@ -265,6 +266,7 @@ def _soap(settings: m.SOAPConnectorSpec, name: str) -> dict[str, Any]:
         since_arg=s.since_arg, nested=s.nested, explode=s.explode,
         explode_keys=dict(s.explode_keys), primary_key=tuple(s.primary_key),
         incremental=incremental(s), max_pages=s.max_pages,
+        schema=declared_schema(s.columns, f"connectors.{name}.streams.{s.name}.columns"),
         max_response_bytes=s.max_response_bytes, **sync_settings(s),
     ) for s in settings.streams]
     return {"streams": streams, "wsdl": settings.wsdl, "username": settings.username,
@@ -278,6 +280,18 @@ def _soap(settings: m.SOAPConnectorSpec, name: str) -> dict[str, Any]:
 
 
 _CONVERTERS = {"sql": _sql, "odbc": _odbc, "rest": _rest, "soap": _soap}
+
+
+def declared_schema(columns: dict[str, str], where: str) -> Any:
+    """The Arrow schema a REST or SOAP stream's ``columns`` declare (``None``: inferred)."""
+    if not columns:
+        return None
+    import pyarrow as pa
+
+    from connectors.sql import declared_column_type
+
+    return pa.schema([pa.field(name, declared_column_type(kind, f"{where}.{name}").arrow)
+                      for name, kind in columns.items()])
 
 
 def rate_limit(spec: m.RateLimitSpec | None) -> Any:

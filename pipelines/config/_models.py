@@ -201,6 +201,9 @@ class PagedStreamFields(IncrementalFields):
 
     max_pages: int | None = Field(None, ge=1)
     max_response_bytes: int | None = Field(None, ge=1)
+    # Declared types of the records' fields ({ id = "int64", total = "decimal(12,2)",
+    # updated_at = "timestamptz" }); undeclared fields are inferred from the records.
+    columns: dict[str, str] = {}
 
     @field_validator("reconcile_deletes")
     @classmethod
