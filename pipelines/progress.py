@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
@@ -10,9 +11,11 @@ from typing import TextIO
 class Progress:
     """Prints ``<stream>: <rows> rows, <rate> rows/s`` lines to ``out``."""
 
-    def __init__(self, out: TextIO | None = None, interval: float = 1.0) -> None:
+    def __init__(self, out: TextIO | None = None, interval: float | None = None) -> None:
         self.out = out if out is not None else sys.stderr
-        self.interval = interval
+        # HEADWATER_PROGRESS_SECONDS sets how often (default: once a second).
+        self.interval = interval if interval is not None else float(
+            os.environ.get("HEADWATER_PROGRESS_SECONDS") or 1.0)
         self._started: dict[str, float] = {}
         self._last: dict[str, float] = {}
 

@@ -106,6 +106,6 @@ def test_a_wrong_dagster_table_is_one_line_naming_the_key(table, message) -> Non
 
 def test_a_distributed_executor_refuses_a_duckdb_warehouse(tmp_path) -> None:
     text = embedded_config_text().replace(".headwater/", f"{tmp_path.as_posix()}/")
-    text += '\n[dagster]\nexecutor = "multiprocess"\n'
+    text = text.replace("[dagster]\n", '[dagster]\nexecutor = "multiprocess"\n')
     with pytest.raises(ConfigurationError, match="a DuckDB file takes one writer"):
         build_definitions(read_config(text, "demo.toml", tmp_path))
