@@ -343,16 +343,20 @@ def parties_asset(spec: NormalizationSpec, translator: HeadwaterTranslator
                        + ", ".join(s.system for s in resolution.sources)
                        + f": which records of each system are the same {resolution.name} "
                          "(it decides, for instance, which orders belong to an account)")
-    def _parties(headwater: HeadwaterResource) -> MaterializeResult:
+    def _parties(context: AssetExecutionContext, headwater: HeadwaterResource
+                 ) -> MaterializeResult:
         with failing_fast(), headwater.warehouse() as store:
-            resolved = resolve_parties(store, resolution)
+            resolved = resolve_parties(store, resolution, run_id=context.run.run_id)
         if resolved is None:
             raise Failure(description="the entities the parties are resolved from are not "
                                       "clean yet", allow_retries=False)
         return MaterializeResult(metadata={
             **shown,
-            "dagster/row_count": resolved.crosswalk.num_rows,
-            "parties": resolved.parties, "linked by key": resolved.linked_by_key,
+            "dagster/row_count": resolved.records,
+            "parties": resolved.parties, "mode": resolved.mode,
+            "why resolved whole": resolved.why_full or None,
+            "records re-resolved": resolved.crosswalk.num_rows,
+            "linked by key": resolved.linked_by_key,
             "linked by name": resolved.linked_by_name,
             "ambiguous names": resolved.ambiguous_names,
             "dangling links": resolved.dangling_links,

@@ -69,7 +69,13 @@ class Resolution:
 
 @dataclass
 class ResolvedParties:
-    """The crosswalk (one row per source record) and what the passes did."""
+    """The crosswalk (one row per source record) and what the passes did.
+
+    An incremental resolution (``mode``) re-resolves only the records a change can
+    affect: ``crosswalk`` and the link counts describe those, ``parties`` counts every
+    party afterwards and ``records`` every record; ``why_full`` says why a resolution
+    read every record.
+    """
 
     crosswalk: pa.Table
     parties: int
@@ -77,6 +83,13 @@ class ResolvedParties:
     linked_by_name: int
     ambiguous_names: int
     dangling_links: int
+    mode: str = "full"
+    why_full: str = ""
+    records: int = -1
+
+    def __post_init__(self) -> None:
+        if self.records < 0:
+            self.records = self.crosswalk.num_rows
 
 
 def normalize_name(name: str | None) -> str:
@@ -130,8 +143,10 @@ def resolve(resolution: Resolution, tables: Mapping[str, Frame]) -> ResolvedPart
                                f"{source.entity!r} table; given {sorted(tables)}")
         frame = as_polars(tables[source.entity])
         wanted = [source.key, source.name, *source.links.values()]
-        rows = frame.select(pl.col(c).cast(pl.String) for c in dict.fromkeys(wanted)).unique(
-            subset=[source.key], keep="first", maintain_order=True).drop_nulls(source.key)
+        # in key order: links are made in the same order however the table was stored
+        rows = (frame.select(pl.col(c).cast(pl.String) for c in dict.fromkeys(wanted))
+                .unique(subset=[source.key], keep="first", maintain_order=True)
+                .drop_nulls(source.key).sort(source.key))
         keys_by_system[source.system] = set(rows.get_column(source.key))
         for row in rows.iter_rows(named=True):
             member = f"{source.system}:{row[source.key]}"

@@ -1,11 +1,13 @@
 """What an incremental context build rebuilds: the roots a change touches.
 
-A build keeps, in the state entry ``context.<name>``, where it stopped (a landing time of
-clean rows, less :data:`CLEAN_LAG`) and a fingerprint of what every document depends on
-(the declaration, ``as_of``, the party crosswalk). The next build rebuilds every document
-when the fingerprint moved, else only those of the roots whose own row changed, that
-link a changed record now, or whose stored document cites a record that changed or
-vanished; documents of roots that are gone are deleted.
+A build keeps, in the state entry ``context.<name>``, the marks of the clean entities it
+read (taken before it read them, see ``_clean_changes``) and a fingerprint of what every
+document depends on (the declaration and ``as_of``). The next build rebuilds every
+document when the fingerprint moved, else only those of the roots whose own row changed,
+that link a changed record now, whose stored document cites a record that changed or
+vanished, or whose document would now cite other records or belong to another party (a
+party that gained or lost a member); documents of roots that are gone are deleted. An
+entity rebuilt since the last build counts as changed whole.
 """
 
 from __future__ import annotations
@@ -19,14 +21,10 @@ import polars as pl
 import pyarrow as pa
 
 from ._canonical import canonical_json, content_hash
+from ._clean_changes import changed_rows
 
 if TYPE_CHECKING:
     from .context import ContextSpec
-
-# Clean rows carry the landing time of their raw row: a build re-reads the changes of this
-# long before its own start (clocks of machines may disagree; a row landed while the last
-# build read is never missed, at worst rebuilt twice).
-CLEAN_LAG = dt.timedelta(seconds=60)
 
 
 def context_state_key(name: str) -> str:
@@ -34,14 +32,9 @@ def context_state_key(name: str) -> str:
     return f"context.{name}"
 
 
-def context_fingerprint(spec: ContextSpec, frames: Mapping[str, pl.DataFrame],
-                        as_of: dt.datetime | None) -> str:
-    """What every document depends on: the declaration, ``as_of`` and the crosswalk."""
-    parts = [repr(spec), as_of.isoformat() if as_of else ""]
-    if any(s.through_parties for s in spec.sections):
-        crosswalk = frames[spec.crosswalk].select("party_id", "system", "source_key")
-        parts.append(str(crosswalk.sort(crosswalk.columns).hash_rows().sum()))
-    return content_hash(canonical_json(parts))
+def context_fingerprint(spec: ContextSpec, as_of: dt.datetime | None) -> str:
+    """What every document depends on: the declaration and ``as_of``."""
+    return content_hash(canonical_json([repr(spec), as_of.isoformat() if as_of else ""]))
 
 
 def why_full_build(saved: dict[str, Any] | None, fingerprint: str, table_present: bool) -> str:
@@ -50,28 +43,29 @@ def why_full_build(saved: dict[str, Any] | None, fingerprint: str, table_present
     if not table_present:
         return "the context table is missing"
     if saved.get("fingerprint") != fingerprint:
-        return "the declaration, as_of or the party crosswalk changed"
+        return "the declaration or as_of changed"
     return ""
 
 
 def affected_roots(spec: ContextSpec, frames: Mapping[str, pl.DataFrame], documents: Any,
-                   stored: pa.Table, since: dt.datetime) -> tuple[set[str], set[str]]:
-    """(roots to rebuild, documents to delete): the roots whose row changed, that link
-    a changed record now, or whose stored document cites a changed or vanished record;
-    the documents of roots that are gone."""
+                   stored: pa.Table, sinces: Mapping[str, dt.datetime | None]
+                   ) -> tuple[set[str], set[str]]:
+    """(roots to rebuild, documents to delete): the roots whose row changed (landed at
+    or after its entity's ``sinces`` entry; ``None``: every row), that link a changed
+    record now, whose stored document cites a changed or vanished record, or whose
+    document would now cite other records or name another party; the documents of roots
+    that are gone."""
     changed: set[str] = set()
     current: set[str] = set()
     for entity, key in [(spec.root.entity, spec.root.key),
                         *[(s.entity, s.key) for s in spec.sections]]:
         frame = frames[f"clean_{entity}"]
         current |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
-        if "_hw_extracted_at" in frame.columns:
-            recent = frame.filter(pl.col("_hw_extracted_at") >= since).get_column(key)
-            changed |= {f"{entity}:{k}" for k in recent.to_list()}
-        else:
-            changed |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
+        recent = changed_rows(frame, sinces.get(entity)).get_column(key)
+        changed |= {f"{entity}:{k}" for k in recent.to_list()}
     cited = {row["context_id"]: {e["source_id"] for e in json.loads(row["provenance"])}
              for row in stored.to_pylist()}
+    party = {row["context_id"]: row["party_id"] for row in stored.to_pylist()}
     vanished = set().union(*cited.values()) - current if cited else set()
     roots = {str(r[spec.root.key]) for r in documents.roots}
     affected = {root for root in roots
@@ -79,4 +73,7 @@ def affected_roots(spec: ContextSpec, frames: Mapping[str, pl.DataFrame], docume
     affected |= {root for root, ids in cited.items()
                  if root in roots and ids & (changed | vanished)}
     affected |= documents.roots_citing(changed)
+    affected |= {root for root, ids in documents.cites().items()
+                 if root in cited and (ids != cited[root]
+                                       or documents.party_of.get(root) != party[root])}
     return affected, set(cited) - roots

@@ -53,16 +53,13 @@ from normalization import (
     ResolvedParties,
     as_polars,
     normalize,
-    resolve,
     source_key,
 )
 
+from ._clean_changes import EXTRACTED_AT, clean_state_key, clean_table
+from ._parties import resolve_parties
 from .runner import deletions_key
 from .warehouse import DELETED_AT, KeyedRows, Warehouse, quote, raw_table_name
-
-
-def clean_table(entity: str) -> str:
-    return f"clean_{entity}"
 
 
 def quarantine_table(entity: str) -> str:
@@ -135,12 +132,6 @@ BATCH_ROWS = 100_000
 # incremental run re-reads rows landed this long before its watermark (cleaning a row
 # twice changes nothing; missing one would lose it downstream).
 CLOCK_SKEW = dt.timedelta(seconds=60)
-EXTRACTED_AT = "_hw_extracted_at"
-
-
-def clean_state_key(entity: str) -> str:
-    """The state entry of an entity's incremental normalization."""
-    return f"clean.{entity}"
 
 
 @dataclass
@@ -184,8 +175,11 @@ def clean_entity(warehouse: Warehouse, mapping: EntityMapping, spec: Normalizati
     saved = None if full else warehouse.load_state(key)
     why_full = "asked for" if full else _why_full(warehouse, mapping, saved, fingerprint)
     watermark = landing_watermark(warehouse, mapping.source)
+    # epoch: the run that last rebuilt the entity (steps downstream re-read it whole
+    # when it moves; see pipelines/_clean_changes.py)
     state = {"since": watermark, "fingerprint": fingerprint,
-             "deletions": _deletions(warehouse, mapping)}
+             "deletions": _deletions(warehouse, mapping),
+             "epoch": saved.get("epoch") if saved and not why_full else run_id}
     result = _empty_result(mapping, run_id, "full" if why_full else "incremental")
     result.why_full = why_full
     if not why_full:
@@ -453,24 +447,12 @@ def clean_all(warehouse: Warehouse, spec: NormalizationSpec, *, run_id: str,
         if on_result is not None:
             on_result(result)
     if spec.resolution is not None:
-        run.parties = resolve_parties(warehouse, spec.resolution)
+        run.parties = resolve_parties(warehouse, spec.resolution, full=full, run_id=run_id)
         if run.parties is None:
             run.skipped.append(f"party resolution {spec.resolution.name!r} skipped: it needs "
                                "the clean tables of "
                                f"{[s.entity for s in spec.resolution.sources]}")
     return run
-
-
-def resolve_parties(warehouse: Warehouse, resolution: Resolution) -> ResolvedParties | None:
-    """Write ``clean_<name>_xref``, the crosswalk of resolved parties, if every entity it
-    reads is clean; ``None`` (nothing written) otherwise."""
-    present = set(warehouse.tables())
-    needed = {s.entity: clean_table(s.entity) for s in resolution.sources}
-    if not set(needed.values()) <= present:
-        return None
-    resolved = resolve(resolution, {e: warehouse.read_table(t) for e, t in needed.items()})
-    warehouse.replace_tables({clean_table(f"{resolution.name}_xref"): resolved.crosswalk})
-    return resolved
 
 
 def quarantined_share(warehouse: Warehouse, mapping: EntityMapping) -> tuple[int, int]:
@@ -507,4 +489,11 @@ def reprocess_quarantined(warehouse: Warehouse, mapping: EntityMapping,
         batch = normalize(mapping, retried, run_id=run_id, references=references)
         warehouse.replace_keyed(_replacing(mapping, retried.to_arrow(), batch))
         result.add(batch)
+    if result.batches:
+        # rows that left quarantine keep their landing time: steps downstream must read
+        # the entity whole to see them
+        key = clean_state_key(mapping.entity)
+        state = warehouse.load_state(key)
+        if state is not None:
+            warehouse.save_state(key, {**state, "epoch": run_id}, run_id)
     return result

@@ -396,11 +396,9 @@ def cmd_normalize(config: Config, args: argparse.Namespace) -> int:
                         full=getattr(args, "full", False),
                         on_result=lambda result: print(_clean_summary(result)))
     if run.parties is not None:
-        parties = run.parties
-        print(f"{spec.resolution.name}: {parties.parties:,} resolved from "  # type: ignore[union-attr]
-              f"{parties.crosswalk.num_rows:,} records ({parties.linked_by_key:,} "
-              f"linked by key, {parties.linked_by_name:,} by name, "
-              f"{parties.ambiguous_names:,} ambiguous names left apart)")
+        from ._parties import parties_summary
+
+        print(parties_summary(spec.resolution.name, run.parties))  # type: ignore[union-attr]
     for skipped in run.skipped:
         print(f"headwater: warning: {skipped}", file=sys.stderr)
     failures = Failures()
@@ -525,8 +523,8 @@ def parser() -> argparse.ArgumentParser:
                            help="re-process only the rows now in quarantine")
     normalize.add_argument("--full", action="store_true",
                            help="rebuild the clean and quarantine tables from every landed "
-                                "row (default: only rows landed since the last run, once the "
-                                "clean table exists)")
+                                "row and resolve every party again (default: only rows landed "
+                                "since the last run, once the clean table exists)")
     normalize.set_defaults(fn=cmd_normalize)
     context = sub.add_parser("context", help="build the declared context documents (all by "
                              "default)")

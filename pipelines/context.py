@@ -41,8 +41,8 @@ import pyarrow as pa
 from connectors import ConfigurationError
 
 from ._canonical import canonical_json, content_hash, estimate_tokens
+from ._clean_changes import CLEAN_LAG, changed_since, clean_marks, clean_table, in_utc
 from ._context_changes import (
-    CLEAN_LAG,
     affected_roots,
     context_fingerprint,
     context_state_key,
@@ -69,10 +69,6 @@ Filter = str | pl.Expr | Callable[[dt.datetime | None], pl.Expr]
 
 def context_table(name: str) -> str:
     return f"context_{name}"
-
-
-def clean_table(entity: str) -> str:
-    return f"clean_{entity}"
 
 
 @dataclass(frozen=True)
@@ -377,7 +373,7 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
     records changed since the last build, merged by ``context_id`` into
     ``context_<name>``; every document, replacing the table whole, on the first build,
     with ``full=True``, or when something every document depends on changed (the
-    declaration, ``as_of``, the party crosswalk). Run after normalization."""
+    declaration, ``as_of``). Run after normalization."""
     started = time.perf_counter()
     present = set(warehouse.tables())
     missing = [t for t in spec.tables() if t not in present]
@@ -386,14 +382,16 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
             f"context {spec.name!r} reads {missing}, which the warehouse lacks: land and "
             "normalize their sources first (headwater run, headwater normalize)")
     watermark = dt.datetime.now(dt.UTC) - CLEAN_LAG
-    frames = {t: _in_utc(pl.from_arrow(warehouse.read_table(t))) for t in spec.tables()}
+    entities = [spec.root.entity, *[s.entity for s in spec.sections]]
+    marks = clean_marks(warehouse, entities)  # before the tables are read
+    frames = {t: in_utc(pl.from_arrow(warehouse.read_table(t))) for t in spec.tables()}
     _check_columns(spec, frames)
     as_of = _as_of(spec, frames)
     documents = _Documents(spec, frames, as_of)
-    fingerprint = context_fingerprint(spec, frames, as_of)
+    fingerprint = context_fingerprint(spec, as_of)
     saved = None if full else warehouse.load_state(context_state_key(spec.name))
     why_full = why_full_build(saved, fingerprint, spec.table in present)
-    state = {"since": watermark, "fingerprint": fingerprint}
+    state = {"since": watermark, "fingerprint": fingerprint, "marks": marks}
     if why_full:
         rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
                 for context_id, party, document, provenance in documents.build()]
@@ -403,8 +401,10 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
         return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
                           why_full=why_full)
     assert saved is not None
-    stored = warehouse.query(f"SELECT context_id, provenance FROM {quote(spec.table)}")  # noqa: S608
-    affected, removed = affected_roots(spec, frames, documents, stored, saved["since"])
+    stored = warehouse.query(
+        f"SELECT context_id, party_id, provenance FROM {quote(spec.table)}")  # noqa: S608
+    sinces = changed_since(saved.get("marks"), marks, entities, saved["since"])
+    affected, removed = affected_roots(spec, frames, documents, stored, sinces)
     rows = [context_row(context_id, party, document, provenance, spec, as_of, run_id)
             for context_id, party, document, provenance in documents.build(affected)]
     table = pa.Table.from_pylist(rows, schema=CONTEXT_SCHEMA)
@@ -416,14 +416,6 @@ def build_contexts(warehouse: Warehouse, spec: ContextSpec, run_id: str, *,
         - len(removed)
     return ContextRun(spec, run_id, table, as_of, time.perf_counter() - started,
                       mode="incremental", total=total, removed=len(removed))
-
-
-def _in_utc(frame: pl.DataFrame) -> pl.DataFrame:
-    """Aware timestamps named as UTC, whatever the warehouse calls it (DuckDB says
-    ``Etc/UTC``), so they compare with each other and with ``as_of``."""
-    aware = [name for name, dtype in frame.schema.items()
-             if isinstance(dtype, pl.Datetime) and dtype.time_zone not in (None, "UTC")]
-    return frame.with_columns(pl.col(aware).dt.convert_time_zone("UTC")) if aware else frame
 
 
 def _check_columns(spec: ContextSpec, frames: Mapping[str, pl.DataFrame]) -> None:
@@ -513,6 +505,21 @@ class _Documents:
                        for i in items):
                     found.add(str(self.roots[index][self.spec.root.key]))
         return found
+
+    def cites(self) -> dict[str, set[str]]:
+        """Per root, the ``source_id`` of every record its document would hold now."""
+        rows, items_of = self._linkage()
+        spec = self.spec
+        cited = {}
+        for index, root in enumerate(self.roots):
+            key = root[spec.root.key]
+            ids = {f"{spec.root.entity}:{key}"}
+            for section in spec.sections:
+                section_rows = rows[section.name]
+                ids |= {f"{section.entity}:{section_rows[i][section.key]}"
+                        for i in items_of[section.name][index]}
+            cited[str(key)] = ids
+        return cited
 
     def build(self, only: set[str] | None = None
               ) -> Iterable[tuple[str, str | None, dict[str, Any], list[dict]]]:

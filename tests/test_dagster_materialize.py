@@ -62,6 +62,10 @@ def test_the_whole_demo_graph_materializes(full_run) -> None:
     assert result.success
     assert {AssetKey(["clean", m.entity]) for m in MAPPINGS} <= materialized
     assert AssetKey(["clean", "party_xref"]) in materialized and TICKETS in materialized
+    parties = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                   if e.asset_key == AssetKey(["clean", "party_xref"]))
+    assert (parties["mode"].value, parties["why resolved whole"].value) == ("full", "first run")
+    assert parties["records re-resolved"].value == parties["dagster/row_count"].value
 
 
 def test_row_counts_in_metadata_equal_the_warehouse(full_run) -> None:

@@ -84,3 +84,85 @@ def test_a_changed_declaration_rebuilds_every_document(warehouse) -> None:
     again = build_contexts(warehouse, wider, run_id="c-2")
     assert again.mode == "full" and "declaration" in again.why_full
     assert again.contexts == 4
+
+
+def test_rows_cleaned_after_the_last_build_are_seen_by_their_landing_mark(warehouse) -> None:
+    # normalization's mark (clean.<entity> since) says which landed rows it has cleaned:
+    # a ticket landed an hour ago but cleaned only after the last build is still new
+    now = dt.datetime.now(dt.UTC)
+    for entity in ("account", "ticket"):
+        warehouse.save_state(f"clean.{entity}", {"since": now - dt.timedelta(hours=2),
+                                                 "epoch": "n-1"})
+    build_contexts(warehouse, SPEC, run_id="c-1")
+    tickets = warehouse.read_table("clean_ticket").to_pylist()
+    tickets.append({**tickets[0], "ticket_id": 9, "account_id": "D", "subject": "late",
+                    "_hw_extracted_at": now - dt.timedelta(hours=1)})
+    warehouse.replace_tables({"clean_ticket": pa.Table.from_pylist(tickets)})
+    warehouse.save_state("clean.ticket", {"since": now, "epoch": "n-1"})
+
+    second = build_contexts(warehouse, SPEC, run_id="c-2")
+    assert second.mode == "incremental"
+    assert second.table.column("context_id").to_pylist() == ["D"]
+    assert "late" in second.table.column("document")[0].as_py()
+
+
+def test_an_entity_rebuilt_since_the_last_build_counts_as_changed_whole(warehouse) -> None:
+    now = dt.datetime.now(dt.UTC)
+    for entity in ("account", "ticket"):
+        warehouse.save_state(f"clean.{entity}", {"since": now, "epoch": "n-1"})
+    build_contexts(warehouse, SPEC, run_id="c-1")
+    # a rebuild (a mapping fixed, quarantined rows re-processed) changes rows whatever
+    # their landing time; only the epoch says so
+    tickets = warehouse.read_table("clean_ticket").to_pylist()
+    for t in tickets:
+        t["subject"] = t["subject"].upper()
+    warehouse.replace_tables({"clean_ticket": pa.Table.from_pylist(tickets)})
+    unchanged_epoch = build_contexts(warehouse, SPEC, run_id="c-2")
+    assert unchanged_epoch.table.num_rows == 0
+    warehouse.save_state("clean.ticket", {"since": now, "epoch": "n-2"})
+    rebuilt = build_contexts(warehouse, SPEC, run_id="c-3")
+    assert sorted(rebuilt.table.column("context_id").to_pylist()) == ["A", "B", "C"]
+    assert all('"S' in d for d in rebuilt.table.column("document").to_pylist())
+
+
+def test_a_party_that_gains_or_loses_a_member_rebuilds_its_documents(tmp_path) -> None:
+    spec = ContextSpec(
+        name="acct",
+        root=Root(entity="account", key="account_id", fields=("account_id",), parties="crm"),
+        sections=(Section(name="orders", entity="order", key="order_id",
+                          fields=("order_id",), through_parties=("erp", "customer_no")),),
+    )
+    xref = pa.schema([("party_id", pa.string()), ("system", pa.string()),
+                      ("source_key", pa.string())])
+    now = dt.datetime.now(dt.UTC)
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        wh.replace_tables({
+            "clean_account": clean([{"account_id": a} for a in ("A", "B", "C")]),
+            "clean_order": clean([{"order_id": o, "customer_no": c}
+                                  for o, c in ((1, "100"), (2, "200"), (3, "300"))]),
+            "clean_party_xref": pa.Table.from_pylist([
+                {"party_id": p, "system": s, "source_key": k} for p, s, k in (
+                    ("p1", "crm", "A"), ("p1", "erp", "100"), ("p2", "crm", "B"),
+                    ("p2", "erp", "200"), ("p3", "crm", "C"), ("p3", "erp", "300"))],
+                schema=xref),
+        })
+        for entity in ("account", "order"):
+            wh.save_state(f"clean.{entity}", {"since": now, "epoch": "n-1"})
+        build_contexts(wh, spec, run_id="c-1")
+        # ERP customer 200 turns out to be A's; B's party keeps only its CRM account,
+        # and C's party gets a new id; no clean row changed
+        wh.replace_tables({"clean_party_xref": pa.Table.from_pylist([
+            {"party_id": p, "system": s, "source_key": k} for p, s, k in (
+                ("p1", "crm", "A"), ("p1", "erp", "100"), ("p1", "erp", "200"),
+                ("p2", "crm", "B"), ("p4", "crm", "C"), ("p4", "erp", "300"))],
+            schema=xref)})
+        second = build_contexts(wh, spec, run_id="c-2")
+        assert second.mode == "incremental"
+        assert sorted(second.table.column("context_id").to_pylist()) == ["A", "B", "C"]
+        stored = {r["context_id"]: (r["party_id"], r["content_hash"])
+                  for r in wh.read_table("context_acct").to_pylist()}
+        assert build_contexts(wh, spec, run_id="c-3").table.num_rows == 0
+        build_contexts(wh, spec, run_id="c-4", full=True)
+        assert stored == {r["context_id"]: (r["party_id"], r["content_hash"])
+                          for r in wh.read_table("context_acct").to_pylist()}
+        assert stored["C"][0] == "p4"

@@ -134,6 +134,26 @@ def test_reprocessing_the_quarantine_moves_fixed_rows_by_key(warehouse) -> None:
     assert [r["order_no"] for r in clean] == [1, 2, 3, 4] and quarantine == []
 
 
+def test_the_epoch_moves_only_when_rows_change_beside_their_landing_time(warehouse) -> None:
+    # steps downstream (parties, contexts) re-read an entity whole when its epoch moves
+    spec = demo_normalization()
+    land(warehouse, orders([1, 2]))
+    land(warehouse, orders([3], status="???"))
+
+    def epoch() -> str:
+        return warehouse.load_state(clean_state_key("order"))["epoch"]
+
+    clean_entity(warehouse, ORDER, spec, run_id="n-1")
+    assert epoch() == "n-1"
+    land(warehouse, orders([4]), at=dt.datetime.now(dt.UTC), run="run-2")
+    assert clean_entity(warehouse, ORDER, spec, run_id="n-2").mode == "incremental"
+    assert epoch() == "n-1"
+    reprocess_quarantined(warehouse, ORDER, spec, run_id="n-3")
+    assert epoch() == "n-3"  # row 3 was tried again, its landing time unchanged
+    clean_entity(warehouse, ORDER, spec, run_id="n-4", full=True)
+    assert epoch() == "n-4"
+
+
 def test_a_changed_mapping_rebuilds_the_entity(warehouse) -> None:
     import dataclasses
 
