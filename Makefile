@@ -48,6 +48,7 @@ bench: $(DEV)
 	$(BIN)/python bench/rest_extract.py
 	$(BIN)/python bench/soap_extract.py
 	$(BIN)/python bench/normalize.py
+	$(BIN)/python bench/downstream.py
 	$(BIN)/python bench/model_step.py
 	$(BIN)/python bench/scale_out.py
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandera.errors
@@ -130,11 +131,10 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
     range if declared."""
     name = config.name
     table = raw_table_name(name, stream)
-    spec = config.partitions().get(stream)
-    partitions = partitions_for(spec)
-    naive = connector.kind in ("sql", "odbc")
+    partitions = partitions_for(config.partitions().get(stream))
     identity = connector.describe_source(stream)
     declared = connector.stream(stream)
+    landing = landing_of(config, connector, stream)
 
     @asset(
         key=translator.raw_key(name, stream), deps=[translator.source_key(identity)],
@@ -149,41 +149,71 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
     )
     def _raw(context: AssetExecutionContext, headwater: HeadwaterResource
              ) -> Iterator[Any]:
-        with failing_fast(), retries_seen(context) as retries, \
-                headwater.connector(name) as source, headwater.warehouse() as store:
-            part = partition_arguments(context, spec, source=source, stream=stream,
-                                       warehouse=store, naive=naive)
-            result = run_stream(source, stream, store, run_id=context.run.run_id, **part)
-            landed = table in store.tables()  # not yet, when no window had rows so far
-            rows = store.row_count(table) if landed else 0
-            empty = f"SELECT * FROM {quote(table)} LIMIT 0"  # noqa: S608
-            schema = store.query(empty).schema if landed else None
-            seen = source.source_columns(stream)
-        version = _data_version(rows, result, declared.incremental is not None,
-                                context.run.run_id)
-        context.log_event(source_observation(identity, seen, translator,
-                                             context.asset_key.to_user_string()))
-        yield MaterializeResult(data_version=DataVersion(version), metadata={
-            "dagster/row_count": rows,
-            **({"dagster/column_schema": arrow_column_schema(schema),
-                **raw_lineage(schema, identity, translator)} if schema else {}),
-            "rows read": result.rows,
-            "rows new": result.new_rows,
-            "rows re-read (lag margin)": result.reread or 0,
-            "rows no longer at the source": result.removed,
-            "schema changes": MetadataValue.json(result.schema_changes),
-            "new-column values dropped": MetadataValue.json(result.discarded),
-            "records rejected": result.rejected,
-            "batches": result.batches,
-            "commits": result.commits,
-            "retry count": context.retry_number,
-            **retries.metadata(),
-            **phase_seconds({"read and merge": result.seconds}),
-            "state": MetadataValue.json(json.loads(dumps_state(result.state))),
-            "table": table,
-        })
+        version, metadata = land(context, headwater, landing, translator)
+        yield MaterializeResult(data_version=DataVersion(version), metadata=metadata)
 
     return _raw
+
+
+@dataclass(frozen=True)
+class Landing:
+    """What a step landing one stream needs to know of it, taken at definition time."""
+
+    config: ConnectorConfig
+    stream: str
+    identity: Any  # the connector's SourceIdentity of the stream
+    incremental: bool
+    naive: bool  # SQL sources compare with naive timestamps read as UTC
+
+
+def landing_of(config: ConnectorConfig, connector: Connector, stream: str) -> Landing:
+    return Landing(config, stream, connector.describe_source(stream),
+                   connector.stream(stream).incremental is not None,
+                   connector.kind in ("sql", "odbc"))
+
+
+def land(context: Any, headwater: HeadwaterResource, landing: Landing,
+         translator: HeadwaterTranslator, partition_key: str | None = None
+         ) -> tuple[str, dict[str, Any]]:
+    """Land one stream (its partition ``partition_key``, default the run's) as a step
+    of ``context`` (an asset's or an op's): the raw table's data version and the
+    materialization's metadata. The source node's observation is logged here."""
+    name, stream = landing.config.name, landing.stream
+    table = raw_table_name(name, stream)
+    with failing_fast(), retries_seen(context) as retries, \
+            headwater.connector(name) as source, headwater.warehouse() as store:
+        part = partition_arguments(context, landing.config.partitions().get(stream),
+                                   source=source, stream=stream, warehouse=store,
+                                   naive=landing.naive, partition_key=partition_key)
+        result = run_stream(source, stream, store, run_id=context.run.run_id, **part)
+        landed = table in store.tables()  # not yet, when no window had rows so far
+        rows = store.row_count(table) if landed else 0
+        empty = f"SELECT * FROM {quote(table)} LIMIT 0"  # noqa: S608
+        schema = store.query(empty).schema if landed else None
+        seen = source.source_columns(stream)
+    version = _data_version(rows, result, landing.incremental, context.run.run_id)
+    identity = landing.identity
+    context.log_event(source_observation(identity, seen, translator,
+                                         translator.raw_key(name, stream).to_user_string()))
+    return version, {
+        "dagster/row_count": rows,
+        **({"dagster/column_schema": arrow_column_schema(schema),
+            **raw_lineage(schema, identity, translator)} if schema else {}),
+        "rows read": result.rows,
+        "rows new": result.new_rows,
+        "rows re-read (lag margin)": result.reread or 0,
+        "rows no longer at the source": result.removed,
+        "schema changes": MetadataValue.json(result.schema_changes),
+        "new-column values dropped": MetadataValue.json(result.discarded),
+        "records rejected": result.rejected,
+        "batches": result.batches,
+        "commits": result.commits,
+        "retry count": context.retry_number,
+        **retries.metadata(),
+        **phase_seconds({"read and merge": result.seconds}),
+        "state": MetadataValue.json(json.loads(dumps_state(result.state))),
+        "table": table,
+    }
 
 
 def _data_version(rows: int, result: Any, incremental: bool, run_id: str) -> str:

@@ -18,6 +18,7 @@ from pipelines.config import EMBEDDED_ORIGIN, Config, ConnectorConfig, load_conf
 from ._assets import clean_assets, parties_asset, raw_asset, reference_asset, source_specs
 from ._automation import automation_sensor, new_data_sensors, schedules
 from ._deploy import executor_for, partition_jobs, pool_limits_sensor
+from ._fanout import fanout_jobs
 from ._model_assets import context_asset, model_assets
 from ._resources import HeadwaterResource
 from ._translator import HeadwaterTranslator, warehouse_kind
@@ -67,18 +68,19 @@ def build_definitions(config: Config | str | Path | None = None, *,
         cleaning += [a for a in [parties_asset(spec, translator)] if a is not None]
     contexts = [context_asset(c, store, translator) for c in config.context_specs()]
     steps = [model_assets(step, store, translator) for step in config.model_steps()]
+    by_name = {name: (c, streams) for name, (c, _, streams) in connectors.items()}
+    jobs = [*partition_jobs(by_name, translator), *fanout_jobs(connectors, translator)]
     for _, connector, _ in connectors.values():
         connector.close()
 
     config_path = None if config.origin == EMBEDDED_ORIGIN else str(Path(config.origin).resolve())
-    by_name = {name: (c, streams) for name, (c, _, streams) in connectors.items()}
     running = config.dagster.start_automation
     return Definitions(
         assets=[*sources, *raw, *cleaning, *contexts, *steps],
         schedules=schedules(by_name, translator, running),
         sensors=[*new_data_sensors(by_name, config_path, translator, running),
                  automation_sensor(running), *pool_limits_sensor(config.connectors)],
-        jobs=partition_jobs(by_name, translator),
+        jobs=jobs,
         resources={"headwater": HeadwaterResource(
             config_path=_env("HEADWATER_CONFIG") if from_env else config_path,
             warehouse_url=_env("HEADWATER_WAREHOUSE_URL"),

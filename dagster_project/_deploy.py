@@ -152,10 +152,11 @@ def partitions_definition(spec: models.PartitionSpec | None) -> PartitionsDefini
 
 
 def partition_arguments(context: AssetExecutionContext, spec: models.PartitionSpec | None, *,
-                        source: Connector, stream: str, warehouse: Warehouse, naive: bool
-                        ) -> dict[str, Any]:
-    """How ``run_stream`` reads the partition of this step: ``window=`` (a day of the
-    cursor) or ``key_range=``; nothing for an unpartitioned stream."""
+                        source: Connector, stream: str, warehouse: Warehouse, naive: bool,
+                        partition_key: str | None = None) -> dict[str, Any]:
+    """How ``run_stream`` reads the partition of this step (``partition_key``, default
+    the run's): ``window=`` (a day of the cursor) or ``key_range=``; nothing for an
+    unpartitioned stream."""
     if spec is None:
         return {}
     if spec.kind == "daily":
@@ -164,10 +165,10 @@ def partition_arguments(context: AssetExecutionContext, spec: models.PartitionSp
         if naive:  # SQL sources compare with naive timestamps read as UTC
             start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
         return {"window": (start, end)}
-    key_range = key_range_of(spec, context.partition_key, connector=source, stream=stream,
+    partition_key = partition_key or context.partition_key
+    key_range = key_range_of(spec, partition_key, connector=source, stream=stream,
                              warehouse=warehouse, run_id=context.run.run_id)
-    context.log.info(f"{source.name}.{stream} partition {context.partition_key}: "
-                     f"{key_range.label()}")
+    context.log.info(f"{source.name}.{stream} partition {partition_key}: {key_range.label()}")
     return {"key_range": key_range}
 
 

@@ -63,17 +63,16 @@ def affected_roots(spec: ContextSpec, frames: Mapping[str, pl.DataFrame], docume
         current |= {f"{entity}:{k}" for k in frame.get_column(key).to_list()}
         recent = changed_rows(frame, sinces.get(entity)).get_column(key)
         changed |= {f"{entity}:{k}" for k in recent.to_list()}
+    stored_rows = stored.to_pylist()
     cited = {row["context_id"]: {e["source_id"] for e in json.loads(row["provenance"])}
-             for row in stored.to_pylist()}
-    party = {row["context_id"]: row["party_id"] for row in stored.to_pylist()}
-    vanished = set().union(*cited.values()) - current if cited else set()
-    roots = {str(r[spec.root.key]) for r in documents.roots}
-    affected = {root for root in roots
-                if f"{spec.root.entity}:{root}" in changed or root not in cited}
-    affected |= {root for root, ids in cited.items()
-                 if root in roots and ids & (changed | vanished)}
-    affected |= documents.roots_citing(changed)
-    affected |= {root for root, ids in documents.cites().items()
-                 if root in cited and (ids != cited[root]
-                                       or documents.party_of.get(root) != party[root])}
-    return affected, set(cited) - roots
+             for row in stored_rows}
+    party = {row["context_id"]: row["party_id"] for row in stored_rows}
+    touched = changed | (set().union(*cited.values()) - current if cited else set())
+    now = documents.cites()
+    affected = set()
+    for root, ids in now.items():
+        before = cited.get(root)
+        if (before is None or not ids.isdisjoint(changed) or not before.isdisjoint(touched)
+                or ids != before or documents.party_of.get(root) != party[root]):
+            affected.add(root)
+    return affected, set(cited) - set(now)

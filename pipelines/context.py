@@ -494,30 +494,19 @@ class _Documents:
             self._links = rows, items_of
         return self._links
 
-    def roots_citing(self, source_ids: set[str]) -> set[str]:
-        """The roots whose documents would now hold one of ``source_ids``."""
-        rows, items_of = self._linkage()
-        found = set()
-        for section in self.spec.sections:
-            section_rows = rows[section.name]
-            for index, items in enumerate(items_of[section.name]):
-                if any(f"{section.entity}:{section_rows[i][section.key]}" in source_ids
-                       for i in items):
-                    found.add(str(self.roots[index][self.spec.root.key]))
-        return found
-
     def cites(self) -> dict[str, set[str]]:
         """Per root, the ``source_id`` of every record its document would hold now."""
         rows, items_of = self._linkage()
         spec = self.spec
+        ids_of = {s.name: [f"{s.entity}:{row[s.key]}" for row in rows[s.name]]
+                  for s in spec.sections}
         cited = {}
         for index, root in enumerate(self.roots):
             key = root[spec.root.key]
             ids = {f"{spec.root.entity}:{key}"}
             for section in spec.sections:
-                section_rows = rows[section.name]
-                ids |= {f"{section.entity}:{section_rows[i][section.key]}"
-                        for i in items_of[section.name][index]}
+                section_ids = ids_of[section.name]
+                ids.update(section_ids[i] for i in items_of[section.name][index])
             cited[str(key)] = ids
         return cited
 

@@ -161,6 +161,15 @@ class Deployment:
                 return line.split("`")[1]
         raise RuntimeError(f"no backfill id in: {done.stdout}")
 
+    def launch(self, job: str) -> None:
+        """Launch one run of ``job`` (queued; the daemon starts it)."""
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("dagster")), "job", "launch", "-w",
+             "workspace.yaml", "-j", job],
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=300)
+        if done.returncode:
+            raise RuntimeError(f"launch failed: {done.stdout}\n{done.stderr}")
+
     def kill(self, worker: Worker) -> None:
         """SIGKILL a worker's whole process group, as a machine that dies would."""
         with contextlib.suppress(ProcessLookupError):

@@ -154,6 +154,20 @@ def worker_of_backend(deployment: Deployment, backend_pid: int):
     return None
 
 
+def kill_a_worker_mid_partition(deployment: Deployment) -> str:
+    """SIGKILL the worker landing a partition that has stored a checkpoint; the
+    partition's state key."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        found = partition_in_flight(deployment.warehouse_url)
+        victim = found and worker_of_backend(deployment, found[1])
+        if found is not None and victim is not None:
+            deployment.kill(victim)
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no partition in flight to kill\n{deployment.logs()}")
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_backfill_fans_out_over_two_celery_workers_and_survives_a_killed_one(
@@ -164,17 +178,7 @@ def test_a_backfill_fans_out_over_two_celery_workers_and_survives_a_killed_one(
         deployment.start_worker("w2")
         deployment.start_daemon()
         backfill = deployment.backfill("src__items_partitions")
-
-        deadline = time.monotonic() + 240
-        victim = None
-        while victim is None and time.monotonic() < deadline:
-            found = partition_in_flight(deployment.warehouse_url)
-            if found is not None:
-                victim = worker_of_backend(deployment, found[1])
-                killed_partition = found[0]
-            time.sleep(0.2)
-        assert victim is not None, deployment.logs()
-        deployment.kill(victim)
+        killed_partition = kill_a_worker_mid_partition(deployment)
 
         instance = deployment.instance()
         runs = wait_for_runs(instance, backfill, deployment)
@@ -268,3 +272,36 @@ def test_a_source_never_sees_more_reads_than_its_budget(tmp_path, slow_source) -
             checksum(source, f'"{schema}".items')
     assert reads.samples > 100
     assert reads.peak == budget, reads.peak  # reached, never passed
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_fan_out_run_lands_every_partition_over_two_workers_and_survives_a_killed_one(
+        tmp_path, slow_source) -> None:
+    from dagster import AssetKey, DagsterRunStatus, RunsFilter
+
+    schema, source = slow_source
+    with Deployment(tmp_path, estate(schema)) as deployment:
+        deployment.start_worker("w1")
+        deployment.start_worker("w2")
+        deployment.start_daemon()
+        deployment.launch("src__items_fanout")
+        kill_a_worker_mid_partition(deployment)
+
+        instance = deployment.instance()
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            runs = instance.get_runs(filters=RunsFilter(job_name="src__items_fanout"))
+            if runs and all(r.is_finished for r in runs):
+                break
+            time.sleep(2)
+        assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS, deployment.logs()
+        workers = step_workers(instance, [runs[0].run_id])
+        partitions = instance.get_materialized_partitions(AssetKey(["raw", "src", "items"]))
+        instance.dispose()
+        assert workers == {"w1", "w2"}
+        assert len(partitions) == PARTITIONS
+
+        table = f'"{deployment.warehouse_schema}"."raw_src__items"'
+        assert rows(source, table) == rows(source, f'"{schema}".items')  # 0 lost or doubled
+        assert checksum(source, table) == checksum(source, f'"{schema}".items')

@@ -124,6 +124,36 @@ def test_a_backfill_of_key_ranges_through_dagster_lands_every_order_once(tmp_pat
     assert len([k for k in states if k.startswith("erp.orders_by_key@order_no[")]) == 4
 
 
+def test_a_fan_out_run_lands_every_partition_as_a_step_and_records_each(tmp_path,
+                                                                       monkeypatch) -> None:
+    from dagster import DagsterInstance
+
+    config = demo_config(tmp_path, extra=KEY_RANGE_STREAM,
+                         replace={"orders = 2000": "orders = 400"})
+    with load_config(config).build_connector("erp"):
+        pass
+    monkeypatch.setenv("HEADWATER_CONFIG", str(config))
+    defs = build_definitions()
+    job = defs.resolve_job_def("erp__orders_by_key_fanout")
+    assert sorted(n.name for n in job.nodes) == ["land_1_of_4", "land_2_of_4", "land_3_of_4",
+                                                 "land_4_of_4"]
+    with DagsterInstance.ephemeral() as instance:
+        first = job.execute_in_process(instance=instance)
+        again = job.execute_in_process(instance=instance)  # a rerun: nothing doubles
+        assert first.success and again.success
+        events = [e for e in first.get_asset_materialization_events() if e.asset_key == KEYED]
+        assert sorted(e.materialization.partition for e in events) == [
+            "1-of-4", "2-of-4", "3-of-4", "4-of-4"]
+        assert all(e.materialization.tags["dagster/data_version"] for e in events)
+        assert instance.get_materialized_partitions(KEYED) == {
+            "1-of-4", "2-of-4", "3-of-4", "4-of-4"}
+        read = sum(e.materialization.metadata["rows read"].value for e in events)
+    with DuckDBWarehouse(tmp_path / "warehouse.duckdb") as warehouse:
+        landed = warehouse.query('SELECT count(*), count(DISTINCT order_no) FROM '
+                                 '"raw_erp__orders_by_key"').to_pylist()[0]
+    assert list(landed.values()) == [400, 400] and read == 400
+
+
 # Dagster's own test helper passes a beta parameter to AssetSelection.all internally.
 @pytest.mark.filterwarnings("ignore:Parameter `include_sources`:Warning")
 def test_downstream_of_partitions_runs_once_every_partition_is_in() -> None:
