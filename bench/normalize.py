@@ -26,9 +26,13 @@ key). ``delta_vs_full`` is the delta run's time over the full run's; ``peak_rss_
 the full run's own process (the rebuild of 5,000,000 rows, imports included). Both
 tables are then checked against what a rebuild gives.
 
+The same 5,000,000 landed rows also go through the pandas + Pandera rules above in a
+process of their own, read whole as such code reads them: ``peer_peak_rss_mb``.
+
 The last line is ``RESULT normalize rows_per_s=<ours> vs_pandas=<pandas time / our time>
-delta_vs_full=<delta time / full time> peak_rss_mb=<full run>``; pass ``--incremental``
-to run the incremental case alone.
+delta_vs_full=<delta time / full time> peak_rss_mb=<full run> peer_peak_rss_mb=<pandas +
+Pandera full run> rss_vs_peer=<ours / theirs>``; pass ``--incremental`` to run the
+incremental case alone.
 """
 
 from __future__ import annotations
@@ -165,6 +169,8 @@ def child(step: str, folder: str) -> dict:
             warehouse.merge("raw_erp__orders", delta, ("order_no",), provenance=Provenance(
                 "erp", "orders", "bench-delta", dt.datetime.now(dt.UTC)))
             return {"rows": delta.num_rows}
+        if step == "peer":
+            return peer_full_run(warehouse)
         full = step == "rebuild"
         # Pandera registers its polars backend at the first validation (and imports
         # hypothesis then, where it is installed): once per process, not part of a run.
@@ -179,6 +185,17 @@ def child(step: str, folder: str) -> dict:
     return {"mode": result.mode, "seconds": seconds, "raw": result.raw_rows,
             "clean": result.clean_rows, "quarantined": result.quarantined_rows,
             "stored": stored, "digest": str(digest), "peak_rss_mb": own_peak_rss_mb()}
+
+
+def peer_full_run(warehouse) -> dict:
+    """The same full run as pandas + Pandera users write it: the landed raw orders read
+    whole into pandas, cleaned, validated and split (``plain_pandas``), in this process."""
+    started = time.perf_counter()
+    raw = warehouse.query("SELECT * EXCLUDE (_hw_source, _hw_stream, _hw_extracted_at, "
+                          "_hw_run_id) FROM raw_erp__orders")
+    placed, failing = plain_pandas(raw)
+    return {"seconds": time.perf_counter() - started, "placed": placed,
+            "quarantined": len(failing), "peak_rss_mb": own_peak_rss_mb()}
 
 
 def own_peak_rss_mb() -> float:
@@ -209,8 +226,8 @@ def demo_spec():
     return read_config(embedded_config_text(), EMBEDDED_ORIGIN, None).normalization_spec()
 
 
-def incremental_case() -> tuple[float, float]:
-    """(delta time / full time, the full run's peak RSS in MB)."""
+def incremental_case() -> tuple[float, float, float]:
+    """(delta time / full time, the full run's peak RSS in MB, the peer's in MB)."""
     with tempfile.TemporaryDirectory(prefix="hw-bench-normalize-") as folder:
         landed = run_child(__file__, "landing the raw orders", "land", folder)
         print(f"landed {landed['rows']:,} raw orders in DuckDB", flush=True)
@@ -218,6 +235,10 @@ def incremental_case() -> tuple[float, float]:
         print(f"full ({full['mode']}): {full['raw']:,} raw -> {full['clean']:,} clean, "
               f"{full['quarantined']:,} quarantined in {full['seconds']:.2f} s, peak RSS "
               f"{full['peak_rss_mb']:.0f} MB", flush=True)
+        peer = run_child(__file__, "the pandas + Pandera full run", "peer", folder)
+        print(f"pandas + Pandera over the same rows: {peer['placed']:,} placed, "
+              f"{peer['quarantined']:,} failing, in {peer['seconds']:.2f} s, peak RSS "
+              f"{peer['peak_rss_mb']:.0f} MB", flush=True)
         delta = run_child(__file__, "landing the delta", "delta", folder)
         inc = run_child(__file__, "the incremental run", "next", folder)
         print(f"delta of {delta['rows']:,} rows ({inc['mode']}): {inc['raw']:,} raw -> "
@@ -234,8 +255,9 @@ def incremental_case() -> tuple[float, float]:
     ratio, rss = inc["seconds"] / full["seconds"], full["peak_rss_mb"]
     print(f"target delta_vs_full <= {MAX_DELTA_VS_FULL}: {ratio:.3f} -> "
           f"{verdict(ratio <= MAX_DELTA_VS_FULL)}; target full-run peak RSS <= "
-          f"{MAX_FULL_RSS_MB} MB: {rss:.0f} MB -> {verdict(rss <= MAX_FULL_RSS_MB)}")
-    return ratio, rss
+          f"{MAX_FULL_RSS_MB} MB: {rss:.0f} MB -> {verdict(rss <= MAX_FULL_RSS_MB)} "
+          f"({rss / peer['peak_rss_mb']:.2f}x the pandas + Pandera run's)")
+    return ratio, rss, peer["peak_rss_mb"]
 
 
 def main() -> None:
@@ -244,8 +266,9 @@ def main() -> None:
         print(json.dumps(child(step, folder)))
         return
     if "--incremental" in sys.argv:
-        ratio, rss = incremental_case()
-        print(f"RESULT normalize delta_vs_full={ratio:.4f} peak_rss_mb={rss:.0f}")
+        ratio, rss, peer = incremental_case()
+        print(f"RESULT normalize delta_vs_full={ratio:.4f} peak_rss_mb={rss:.0f} "
+              f"peer_peak_rss_mb={peer:.0f} rss_vs_peer={rss / peer:.2f}")
         return
     raw = build_raw(ROWS)
     print(f"built {ROWS:,} raw orders ({raw.nbytes / 2**20:,.0f} MiB in Arrow)", flush=True)
@@ -268,9 +291,10 @@ def main() -> None:
           f"target >= {MIN_VS_PANDAS:.0f}x pandas: {ratio:.1f}x -> "
           f"{verdict(ratio >= MIN_VS_PANDAS)}")
     print()
-    delta_ratio, rss = incremental_case()
+    delta_ratio, rss, peer = incremental_case()
     print(f"RESULT normalize rows_per_s={rate:.0f} vs_pandas={ratio:.2f} "
-          f"delta_vs_full={delta_ratio:.4f} peak_rss_mb={rss:.0f}")
+          f"delta_vs_full={delta_ratio:.4f} peak_rss_mb={rss:.0f} "
+          f"peer_peak_rss_mb={peer:.0f} rss_vs_peer={rss / peer:.2f}")
 
 
 if __name__ == "__main__":
