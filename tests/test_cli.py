@@ -218,6 +218,11 @@ def test_normalize_again_and_reprocess_the_quarantine(demo_dir: Path) -> None:
     full = headwater(demo_dir, "normalize", "--full", "contact")
     assert full.returncode == 0, full.stderr
     assert "contact: 360 raw -> 349 clean, 11 quarantined (3.1%)" in full.stdout
+    # parties follow the change, or are resolved whole when asked, and say which
+    assert re.search(r"^party: \d+ parties from \d+ records; \d+ re-resolved after the "
+                     r"change \(", again.stdout, re.M), again.stdout
+    assert re.search(r"^party: \d+ resolved from \d+ records \(.*; whole: asked for\)$",
+                     full.stdout, re.M), full.stdout
     assert "quarantine reasons: email: email (6)" in again.stdout
     retried = headwater(demo_dir, "normalize", "--quarantined", "contact")
     assert retried.returncode == 0, retried.stderr
