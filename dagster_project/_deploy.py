@@ -9,7 +9,8 @@ Everything here is chosen by configuration; the assets are the same on every eng
   (``dagster_project.worker``).
 - A stream's ``partition`` (``daily`` or ``key_range``) becomes its asset's partitions
   and a ``<connector>__<stream>_partitions`` job to backfill them; each partition lands
-  with its own lock and checkpoints (:mod:`pipelines.partitions`).
+  with its own lock and checkpoints (:mod:`pipelines.partitions`). Key ranges also get a
+  fan-out job that lands them all as the steps of one run (``_fanout``).
 - ``max_concurrent_reads`` of a connector is a Dagster concurrency pool
   (``source/<connector>``) on its raw assets; the ``headwater_pool_limits`` sensor keeps
   the instance's limit of each pool equal to the configuration.
