@@ -53,6 +53,7 @@ from normalization import (
     NormalizationError,
     column_lineage,
 )
+from pipelines._parties import crosswalk_table
 from pipelines.cleaning import (
     NormalizationSpec,
     clean_entity,
@@ -132,9 +133,8 @@ def raw_asset(config: ConnectorConfig, connector: Connector, stream: str, wareho
     name = config.name
     table = raw_table_name(name, stream)
     partitions = partitions_for(config.partitions().get(stream))
-    identity = connector.describe_source(stream)
-    declared = connector.stream(stream)
     landing = landing_of(config, connector, stream)
+    identity, declared = landing.identity, connector.stream(stream)
 
     @asset(
         key=translator.raw_key(name, stream), deps=[translator.source_key(identity)],
@@ -358,7 +358,7 @@ def parties_asset(spec: NormalizationSpec, translator: HeadwaterTranslator
     if resolution is None:
         return None
     deps = [translator.asset_key(clean_table(s.entity)) for s in resolution.sources]
-    table = f"clean_{resolution.name}_xref"
+    table = crosswalk_table(resolution.name)
     key = translator.asset_key(table)
     lineage = resolution_lineage(resolution)
     shown = {"dagster/column_schema": described_schema(

@@ -38,6 +38,11 @@ def clean_table(entity: str) -> str:
     return f"clean_{entity}"
 
 
+def crosswalk_table(resolution: str) -> str:
+    """The party crosswalk a resolution writes: ``clean_<name>_xref``."""
+    return clean_table(f"{resolution}_xref")
+
+
 def clean_state_key(entity: str) -> str:
     """The state entry of an entity's incremental normalization."""
     return f"clean.{entity}"

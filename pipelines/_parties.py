@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from connectors import ConfigurationError
 from normalization import PartySource, Resolution, ResolvedParties, normalize_name, resolve
 
 from ._canonical import canonical_json, content_hash
@@ -36,13 +37,10 @@ from ._clean_changes import (
     changed_since,
     clean_marks,
     clean_table,
+    crosswalk_table,
     in_utc,
 )
 from .warehouse import KeyedRows, Warehouse, quote
-
-
-def crosswalk_table(name: str) -> str:
-    return clean_table(f"{name}_xref")
 
 
 def parties_state_key(name: str) -> str:
@@ -65,7 +63,7 @@ def resolve_parties(warehouse: Warehouse, resolution: Resolution, *, full: bool 
     sinces = changed_since((saved or {}).get("marks"), marks, entities, None)
     why_full = "asked for" if full else _why_full(saved, fingerprint, table in present,
                                                   marks, sinces)
-    frames = {s.entity: _records(warehouse, s) for s in resolution.sources}
+    frames = {s.entity: _records(warehouse, resolution.name, s) for s in resolution.sources}
     state = {"marks": marks, "fingerprint": fingerprint}
     if why_full:
         resolved = resolve(resolution, frames)
@@ -93,11 +91,18 @@ def _why_full(saved: dict[str, Any] | None, fingerprint: str, table_present: boo
     return ""
 
 
-def _records(warehouse: Warehouse, source: PartySource) -> pl.DataFrame:
+def _records(warehouse: Warehouse, name: str, source: PartySource) -> pl.DataFrame:
     """The columns of one clean table that resolution reads, with landing times."""
     table = clean_table(source.entity)
     available = warehouse.query(f"SELECT * FROM {quote(table)} LIMIT 0").schema.names  # noqa: S608
-    wanted = [source.key, source.name, *source.links.values(), EXTRACTED_AT]
+    declared = [source.key, source.name, *source.links.values()]
+    missing = [c for c in dict.fromkeys(declared) if c not in available]
+    if missing:
+        raise ConfigurationError(
+            f"party resolution {name!r}: system {source.system!r} reads {missing} from "
+            f"{table}, which has no such column; its columns: "
+            f"{[c for c in available if not c.startswith('_hw_')]}")
+    wanted = [*declared, EXTRACTED_AT]
     columns = ", ".join(quote(c) for c in dict.fromkeys(wanted) if c in available)
     frame = pl.from_arrow(warehouse.query(f"SELECT {columns} FROM {quote(table)}"))  # noqa: S608
     assert isinstance(frame, pl.DataFrame)

@@ -41,7 +41,14 @@ import pyarrow as pa
 from connectors import ConfigurationError
 
 from ._canonical import canonical_json, content_hash, estimate_tokens
-from ._clean_changes import CLEAN_LAG, changed_since, clean_marks, clean_table, in_utc
+from ._clean_changes import (
+    CLEAN_LAG,
+    changed_since,
+    clean_marks,
+    clean_table,
+    crosswalk_table,
+    in_utc,
+)
 from ._context_changes import (
     affected_roots,
     context_fingerprint,
@@ -189,7 +196,7 @@ class ContextSpec:
 
     @property
     def crosswalk(self) -> str:
-        return clean_table(f"{self.parties}_xref")
+        return crosswalk_table(self.parties)
 
     def tables(self) -> list[str]:
         """The clean tables a build reads."""

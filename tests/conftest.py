@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -168,3 +169,25 @@ def demo_normalization():
     from pipelines.config import EMBEDDED_ORIGIN, embedded_config_text, read_config
 
     return read_config(embedded_config_text(), EMBEDDED_ORIGIN, None).normalization_spec()
+
+
+@contextlib.contextmanager
+def scratch_warehouse(kind: str, tmp_path: Path) -> Iterator[Any]:
+    """A warehouse for one test: a DuckDB file in ``tmp_path`` (``kind`` "duckdb"), or a
+    private PostgreSQL schema, dropped afterwards."""
+    from pipelines.warehouse import DuckDBWarehouse, open_warehouse, quote
+
+    if kind == "duckdb":
+        with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+            yield warehouse
+        return
+    schema = f"hw_wh_{uuid.uuid4().hex[:8]}"
+    try:
+        with open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}"
+                            ) as warehouse:
+            yield warehouse
+    finally:
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE"))
+        engine.dispose()

@@ -23,24 +23,15 @@ from pipelines.cli import main
 from pipelines.reconcile import reconcile_stream
 from pipelines.runner import run_stream
 from pipelines.warehouse import DuckDBWarehouse, open_warehouse, quote
-from tests.conftest import PG_URL, demo_normalization
+from tests.conftest import PG_URL, demo_normalization, scratch_warehouse
 
 ROWS = 300
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def warehouse(request, tmp_path):
-    if request.param == "duckdb":
-        with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
-            yield wh
-        return
-    schema = f"hw_wh_{uuid.uuid4().hex[:8]}"
-    with open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}") as wh:
+    with scratch_warehouse(request.param, tmp_path) as wh:
         yield wh
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {quote(schema)} CASCADE"))
-    engine.dispose()
 
 
 @pytest.fixture

@@ -5,13 +5,11 @@ watermark back; batches keep keys together; a rebuild replaces the tables at onc
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import sqlalchemy as sa
 
 from headwater_demo.mappings import ORDER
 from pipelines.cleaning import (
@@ -21,8 +19,8 @@ from pipelines.cleaning import (
     landing_watermark,
     reprocess_quarantined,
 )
-from pipelines.warehouse import DuckDBWarehouse, Provenance, open_warehouse, quote
-from tests.conftest import PG_URL, demo_normalization
+from pipelines.warehouse import Provenance
+from tests.conftest import demo_normalization, scratch_warehouse
 
 LANDED = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)  # long before any run of these tests
 
@@ -56,17 +54,8 @@ def tables(warehouse) -> tuple[list, list]:
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def warehouse(request, tmp_path):
-    if request.param == "duckdb":
-        with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
-            yield wh
-        return
-    schema = f"hw_inc_{uuid.uuid4().hex[:8]}"
-    with open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}") as wh:
+    with scratch_warehouse(request.param, tmp_path) as wh:
         yield wh
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE"))
-    engine.dispose()
 
 
 def test_a_delta_is_cleaned_alone_and_ends_where_a_rebuild_ends(warehouse) -> None:

@@ -280,3 +280,19 @@ def test_a_new_record_gathers_the_links_that_named_it(warehouse) -> None:
     assert crosswalk(warehouse) == whole(warehouse)
     party = party_of(warehouse)
     assert party["777"] == party[payees[0]["payee_code"]]
+
+
+def test_a_mistyped_column_is_one_error_naming_it_and_nothing_is_written(warehouse) -> None:
+    from connectors import ConfigurationError
+
+    small_estate(warehouse)
+    resolve_parties(warehouse, RESOLUTION, run_id="r1")
+    before = crosswalk(warehouse)
+    payables = PartySource(system="payables", entity="payee", key="payee_code",
+                           name="payee_nmae", links={"purchasing": "supplier_ref"})
+    mistyped = Resolution(name="vendor", sources=(RESOLUTION.sources[0], payables,
+                                                  RESOLUTION.sources[2]))
+    with pytest.raises(ConfigurationError, match=r"system 'payables' reads \['payee_nmae'\] "
+                                                 r"from clean_payee.*'payee_name'"):
+        resolve_parties(warehouse, mistyped, run_id="r2")
+    assert crosswalk(warehouse) == before

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ from connectors import DataContractError, SQLConnector, SQLTable
 from connectors.rest import PageNumber, RESTConnector, RESTStream
 from pipelines.cli import main
 from pipelines.runner import run_stream
-from pipelines.warehouse import DuckDBWarehouse, open_warehouse, quote
-from tests.conftest import PG_URL
+from pipelines.warehouse import DuckDBWarehouse, quote
+from tests.conftest import scratch_warehouse
 from tests.hostile_servers import Answer, HostileServer, Seen
 
 PAGE = 10
@@ -145,17 +144,8 @@ def test_a_record_with_a_new_field_goes_to_rejects_under_discard_rows(api, wareh
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def any_warehouse(request, tmp_path):
-    if request.param == "duckdb":
-        with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
-            yield wh
-        return
-    schema = f"hw_wh_{uuid.uuid4().hex[:8]}"
-    with open_warehouse(f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}") as wh:
+    with scratch_warehouse(request.param, tmp_path) as wh:
         yield wh
-    engine = sa.create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {quote(schema)} CASCADE"))
-    engine.dispose()
 
 
 def execute(db, *statements: str) -> None:
